@@ -1,0 +1,310 @@
+//! The BTF reader: vmlinux BTF, module (split) BTF over a base, and the
+//! `.BTF` section of BPF objects — parsed in place, never copied.
+//!
+//! Type ids and string offsets of a split BTF continue after its base's, as
+//! in the kernel. Types are found by id in O(1) with a caller-provided offset
+//! table ([`Btf::parse_indexed`]), or by a linear walk without one.
+
+mod compat;
+mod header;
+mod strings;
+mod types;
+
+pub use compat::types_are_compat;
+pub use header::{Header, MAGIC};
+pub use types::{
+    linkage, Array, Enum64Value, EnumValue, Kind, Member, Param, RawType, Type, VarSecinfo,
+};
+
+use crate::error::{Error, Result};
+use strings::Strings;
+
+/// Longest modifier/typedef chain followed before calling it a loop.
+const MAX_CHAIN: usize = 256;
+
+/// A parsed, validated BTF blob, borrowing its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Btf<'a> {
+    types: &'a [u8],
+    strings: Strings<'a>,
+    base: Option<&'a Btf<'a>>,
+    /// Id of the first type of this blob (1 for a base BTF).
+    start_id: u32,
+    /// Number of types in this blob (not counting the base).
+    count: u32,
+    /// Byte offset in `types` of each own type, when the caller gave a table.
+    index: Option<&'a [u32]>,
+}
+
+impl<'a> Btf<'a> {
+    /// Parses and validates a base BTF (vmlinux, or an object's `.BTF`).
+    ///
+    /// ```no_run
+    /// let data = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    /// let btf = ksymrelo_core::btf::Btf::parse(&data).unwrap();
+    /// let id = btf.find_by_name_kind(b"bpf_iter_num_new", ksymrelo_core::btf::Kind::Func).unwrap();
+    /// assert!(id.is_some());
+    /// ```
+    pub fn parse(data: &'a [u8]) -> Result<Btf<'a>> {
+        Self::parse_inner(data, None, None)
+    }
+
+    /// Parses a split BTF (a kernel module's) over `base`.
+    pub fn parse_split(data: &'a [u8], base: &'a Btf<'a>) -> Result<Btf<'a>> {
+        Self::parse_inner(data, Some(base), None)
+    }
+
+    /// Parses (optionally over `base`) and fills `index` with the byte offset
+    /// of every type, so that [`Btf::type_by_id`] is O(1).
+    ///
+    /// `index` needs [`Btf::max_type_count`] entries at most; if it is
+    /// smaller than the number of types, this is a `CapacityExceeded` error.
+    pub fn parse_indexed(
+        data: &'a [u8],
+        base: Option<&'a Btf<'a>>,
+        index: &'a mut [u32],
+    ) -> Result<Btf<'a>> {
+        Self::parse_inner(data, base, Some(index))
+    }
+
+    /// An upper bound on the number of types in `data` (the smallest type
+    /// record is 12 bytes), to size an index table for [`Btf::parse_indexed`].
+    pub fn max_type_count(data: &[u8]) -> usize {
+        crate::read::pod::<Header>(data, 0, "BTF header")
+            .map_or(0, |h| h.type_len.get() as usize / 12)
+    }
+
+    fn parse_inner(
+        data: &'a [u8],
+        base: Option<&'a Btf<'a>>,
+        mut index: Option<&'a mut [u32]>,
+    ) -> Result<Btf<'a>> {
+        let sections = header::sections(data, base.is_some())?;
+        let (start_id, start_str) = match base {
+            None => (1, 0),
+            Some(b) => (b.end_id()?, b.strings.end()?),
+        };
+        let mut count: u32 = 0;
+        let mut pos = 0usize;
+        while pos < sections.types.len() {
+            let id = start_id.checked_add(count).ok_or(Error::Overflow {
+                what: "BTF type ids",
+            })?;
+            let (_, len) = Type::parse(&sections.types[pos..], id, pos)?;
+            if let Some(index) = index.as_deref_mut() {
+                let capacity = index.len();
+                let slot = index
+                    .get_mut(count as usize)
+                    .ok_or(Error::CapacityExceeded {
+                        what: "BTF type index",
+                        capacity,
+                    })?;
+                // `pos` fits: the type section length is a u32.
+                *slot = pos as u32;
+            }
+            pos += len;
+            count += 1;
+        }
+        let index = index.map(|index| &index[..count as usize]);
+        Ok(Btf {
+            types: sections.types,
+            strings: Strings {
+                bytes: sections.strings,
+                start: start_str,
+            },
+            base,
+            start_id,
+            count,
+            index: index.map(|i| &*i),
+        })
+    }
+
+    /// The base this split BTF continues, if any.
+    pub fn base(&self) -> Option<&'a Btf<'a>> {
+        self.base
+    }
+
+    /// Id of the first type that belongs to this blob (1 without a base).
+    pub fn start_id(&self) -> u32 {
+        self.start_id
+    }
+
+    /// Number of types in this blob, not counting the base.
+    pub fn own_type_count(&self) -> u32 {
+        self.count
+    }
+
+    /// One past the last valid type id.
+    pub fn end_id(&self) -> Result<u32> {
+        self.start_id.checked_add(self.count).ok_or(Error::Overflow {
+            what: "BTF type ids",
+        })
+    }
+
+    /// The type with this id (0 is void), looking into the base if needed.
+    pub fn type_by_id(&self, id: u32) -> Result<Type<'a>> {
+        if id == 0 {
+            return Ok(Type::void());
+        }
+        if id < self.start_id {
+            return match self.base {
+                Some(base) => base.type_by_id(id),
+                None => Err(Error::BtfTypeId { id }),
+            };
+        }
+        let local = id - self.start_id;
+        if local >= self.count {
+            return Err(Error::BtfTypeId { id });
+        }
+        let pos = match self.index {
+            Some(index) => index[local as usize] as usize,
+            None => {
+                let mut pos = 0usize;
+                for _ in 0..local {
+                    let (_, len) = Type::parse(&self.types[pos..], 0, pos)?;
+                    pos += len;
+                }
+                pos
+            }
+        };
+        let bytes = self.types.get(pos..).ok_or(Error::BtfTypeId { id })?;
+        Type::parse(bytes, id, pos).map(|(t, _)| t)
+    }
+
+    /// The string at `off`, looking into the base if needed. No allocation,
+    /// no lossy conversion: kernel names are bytes.
+    pub fn name_by_offset(&self, off: u32) -> Result<&'a [u8]> {
+        if off < self.strings.start {
+            return match self.base {
+                Some(base) => base.name_by_offset(off),
+                None => Err(Error::BtfString { offset: off }),
+            };
+        }
+        self.strings.get(off)
+    }
+
+    /// The name of a type (empty for anonymous ones).
+    pub fn name(&self, ty: &Type<'_>) -> Result<&'a [u8]> {
+        self.name_by_offset(ty.name_off())
+    }
+
+    /// Every type of this blob (not the base), in id order.
+    pub fn own_types(&self) -> Types<'a> {
+        Types {
+            bytes: self.types,
+            pos: 0,
+            next_id: self.start_id,
+        }
+    }
+
+    /// Follows `const/volatile/restrict/type_tag` modifiers and typedefs from
+    /// `id`; returns the first other type (void included).
+    pub fn skip_mods_and_typedefs(&self, id: u32) -> Result<Type<'a>> {
+        let mut ty = self.type_by_id(id)?;
+        for _ in 0..MAX_CHAIN {
+            if !(ty.kind().is_modifier() || ty.kind() == Kind::Typedef) {
+                return Ok(ty);
+            }
+            ty = self.type_by_id(ty.type_id())?;
+        }
+        Err(Error::BtfTypeLoop { id })
+    }
+
+    /// The first type of this blob and its base with this name and kind, in
+    /// id order (as `btf__find_by_name_kind`).
+    pub fn find_by_name_kind(&self, name: &[u8], kind: Kind) -> Result<Option<u32>> {
+        if let Some(base) = self.base {
+            if let Some(id) = base.find_by_name_kind(name, kind)? {
+                return Ok(Some(id));
+            }
+        }
+        self.find_own_by_name_kind(name, kind)
+    }
+
+    /// The first type of this blob only (not the base) with this name and
+    /// kind (as `btf__find_by_name_kind_own`).
+    pub fn find_own_by_name_kind(&self, name: &[u8], kind: Kind) -> Result<Option<u32>> {
+        let mut found = [None];
+        self.find_own_batch(&[(name, kind)], &mut found)?;
+        Ok(found[0])
+    }
+
+    /// Looks up a batch of `(name, kind)` pairs among this blob's own types in
+    /// one pass; `found[i]` receives the first matching id for `wanted[i]`
+    /// (entries already `Some` are kept). Returns how many are now found.
+    pub fn find_own_batch(&self, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<usize> {
+        if found.len() < wanted.len() {
+            return Err(Error::CapacityExceeded {
+                what: "BTF lookup results",
+                capacity: found.len(),
+            });
+        }
+        let mut kinds = 0u32;
+        let mut lengths = [0u64; 4];
+        let mut missing = 0usize;
+        for (i, (name, kind)) in wanted.iter().enumerate() {
+            if found[i].is_none() {
+                missing += 1;
+                kinds |= 1 << (*kind as u8);
+                let len = name.len().min(255);
+                lengths[len / 64] |= 1 << (len % 64);
+            }
+        }
+        let mut done = wanted.len() - missing;
+        if missing == 0 {
+            return Ok(done);
+        }
+        for ty in self.own_types() {
+            let ty = ty?;
+            if kinds & (1 << (ty.kind() as u8)) == 0 {
+                continue;
+            }
+            let name = self.name(&ty)?;
+            let len = name.len().min(255);
+            if lengths[len / 64] & (1 << (len % 64)) == 0 {
+                continue;
+            }
+            for (i, (want, kind)) in wanted.iter().enumerate() {
+                if found[i].is_none() && *kind == ty.kind() && *want == name {
+                    found[i] = Some(ty.id());
+                    done += 1;
+                    missing -= 1;
+                }
+            }
+            if missing == 0 {
+                break;
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Iterator over the types of one BTF blob, see [`Btf::own_types`].
+#[derive(Clone, Debug)]
+pub struct Types<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    next_id: u32,
+}
+
+impl<'a> Iterator for Types<'a> {
+    type Item = Result<Type<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.bytes.get(self.pos..).filter(|r| !r.is_empty())?;
+        match Type::parse(rest, self.next_id, self.pos) {
+            Ok((ty, len)) => {
+                self.pos += len;
+                self.next_id = self.next_id.wrapping_add(1);
+                Some(Ok(ty))
+            }
+            Err(e) => {
+                self.pos = self.bytes.len();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

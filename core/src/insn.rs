@@ -1,0 +1,216 @@
+//! The BPF instruction (`struct bpf_insn`) and views of byte buffers as
+//! instruction slices.
+
+use zerocopy::little_endian::{I16, I32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::error::{Error, Result};
+
+/// `BPF_LD | BPF_IMM | BPF_DW`: the two-slot 64-bit immediate load.
+pub const LD_IMM64: u8 = 0x18;
+/// `BPF_JMP | BPF_CALL`.
+pub const CALL: u8 = 0x85;
+/// `BPF_JMP | BPF_EXIT`.
+pub const EXIT: u8 = 0x95;
+
+/// `src_reg` of a call to a BPF-to-BPF function.
+pub const PSEUDO_CALL: u8 = 1;
+/// `src_reg` of a kfunc call (imm = BTF id, off = fd_array slot).
+pub const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of an `ld_imm64` of a kernel BTF object (imm = BTF id, next imm = BTF fd).
+pub const PSEUDO_BTF_ID: u8 = 3;
+/// `src_reg` of an `ld_imm64` of a map by fd.
+pub const PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of an `ld_imm64` of a map value by fd.
+pub const PSEUDO_MAP_VALUE: u8 = 2;
+/// `src_reg` of an `ld_imm64` of a map by fd_array index.
+pub const PSEUDO_MAP_IDX: u8 = 5;
+/// `src_reg` of an `ld_imm64` of a map value by fd_array index.
+pub const PSEUDO_MAP_IDX_VALUE: u8 = 6;
+
+/// Base of the `imm` of a poisoned (unresolved weak) kfunc call; libbpf adds
+/// the extern's index.
+pub const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
+
+/// One BPF instruction, laid out exactly as `struct bpf_insn` on a
+/// little-endian machine.
+///
+/// The struct has alignment 1, so any byte buffer can be viewed as
+/// instructions without copying; C callers' `struct bpf_insn *` (alignment 4)
+/// are checked for alignment at the FFI boundary.
+#[derive(
+    Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct Insn {
+    /// Opcode.
+    pub code: u8,
+    /// `dst_reg` in the low nibble, `src_reg` in the high nibble.
+    pub regs: u8,
+    /// Signed offset.
+    pub off: I16,
+    /// Signed immediate.
+    pub imm: I32,
+}
+
+impl Insn {
+    /// Builds an instruction from its fields.
+    pub const fn new(code: u8, dst_reg: u8, src_reg: u8, off: i16, imm: i32) -> Self {
+        Insn {
+            code,
+            regs: (dst_reg & 0x0f) | (src_reg << 4),
+            off: I16::new(off),
+            imm: I32::new(imm),
+        }
+    }
+
+    /// Destination register.
+    pub fn dst_reg(&self) -> u8 {
+        self.regs & 0x0f
+    }
+
+    /// Source register (or pseudo-source marker).
+    pub fn src_reg(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    /// Sets the destination register.
+    pub fn set_dst_reg(&mut self, reg: u8) {
+        self.regs = (self.regs & 0xf0) | (reg & 0x0f);
+    }
+
+    /// Sets the source register.
+    pub fn set_src_reg(&mut self, reg: u8) {
+        self.regs = (self.regs & 0x0f) | (reg << 4);
+    }
+
+    /// The offset field.
+    pub fn off(&self) -> i16 {
+        self.off.get()
+    }
+
+    /// The immediate field.
+    pub fn imm(&self) -> i32 {
+        self.imm.get()
+    }
+
+    /// Sets the offset field.
+    pub fn set_off(&mut self, off: i16) {
+        self.off.set(off);
+    }
+
+    /// Sets the immediate field.
+    pub fn set_imm(&mut self, imm: i32) {
+        self.imm.set(imm);
+    }
+
+    /// Whether this is the first slot of an `ld_imm64`.
+    pub fn is_ld_imm64(&self) -> bool {
+        self.code == LD_IMM64
+    }
+
+    /// Whether this is a `call` (helper, BPF-to-BPF or kfunc).
+    pub fn is_call(&self) -> bool {
+        self.code == CALL
+    }
+}
+
+impl core::fmt::Debug for Insn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Insn {{ code: {:#04x}, dst: {}, src: {}, off: {}, imm: {} }}",
+            self.code,
+            self.dst_reg(),
+            self.src_reg(),
+            self.off(),
+            self.imm()
+        )
+    }
+}
+
+/// Size of one instruction in bytes.
+pub const INSN_SIZE: usize = 8;
+
+/// Views a byte buffer as instructions, without copying.
+///
+/// ```
+/// let bytes = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
+/// let insns = ksymrelo_core::insn::insns(&bytes).unwrap();
+/// assert_eq!(insns[0].code, ksymrelo_core::insn::EXIT);
+/// ```
+pub fn insns(bytes: &[u8]) -> Result<&[Insn]> {
+    <[Insn]>::ref_from_bytes(bytes).map_err(|_| Error::InsnBufferLength { len: bytes.len() })
+}
+
+/// Views a mutable byte buffer as instructions, without copying.
+pub fn insns_mut(bytes: &mut [u8]) -> Result<&mut [Insn]> {
+    let len = bytes.len();
+    <[Insn]>::mut_from_bytes(bytes).map_err(|_| Error::InsnBufferLength { len })
+}
+
+/// Views a byte buffer as instructions and additionally requires the
+/// alignment of C's `struct bpf_insn` (4), as a C caller's buffer must have.
+pub fn insns_aligned(bytes: &[u8]) -> Result<&[Insn]> {
+    if bytes.as_ptr().align_offset(4) != 0 {
+        return Err(Error::InsnBufferMisaligned);
+    }
+    insns(bytes)
+}
+
+/// Mutable counterpart of [`insns_aligned`].
+pub fn insns_aligned_mut(bytes: &mut [u8]) -> Result<&mut [Insn]> {
+    if bytes.as_ptr().align_offset(4) != 0 {
+        return Err(Error::InsnBufferMisaligned);
+    }
+    insns_mut(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_struct_bpf_insn() {
+        assert_eq!(core::mem::size_of::<Insn>(), 8);
+        let insn = Insn::new(CALL, 1, PSEUDO_KFUNC_CALL, -2, 0x1234_5678);
+        assert_eq!(
+            insn.as_bytes(),
+            &[0x85, 0x21, 0xfe, 0xff, 0x78, 0x56, 0x34, 0x12]
+        );
+        assert_eq!(insn.dst_reg(), 1);
+        assert_eq!(insn.src_reg(), 2);
+        assert!(insn.is_call());
+    }
+
+    #[test]
+    fn odd_length_is_an_error() {
+        assert_eq!(
+            insns(&[0u8; 12]).unwrap_err(),
+            Error::InsnBufferLength { len: 12 }
+        );
+        assert_eq!(insns(&[0u8; 16]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn misalignment_is_an_error_when_c_alignment_is_required() {
+        let buf = [0u32; 5];
+        let bytes = buf.as_bytes();
+        assert!(insns_aligned(&bytes[..16]).is_ok());
+        assert_eq!(
+            insns_aligned(&bytes[1..17]).unwrap_err(),
+            Error::InsnBufferMisaligned
+        );
+        // Our own view accepts any alignment.
+        assert_eq!(insns(&bytes[1..17]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn register_setters_keep_the_other_nibble() {
+        let mut insn = Insn::new(LD_IMM64, 1, 0, 0, 0);
+        insn.set_src_reg(PSEUDO_BTF_ID);
+        assert_eq!((insn.dst_reg(), insn.src_reg()), (1, 3));
+        insn.set_dst_reg(7);
+        assert_eq!((insn.dst_reg(), insn.src_reg()), (7, 3));
+    }
+}

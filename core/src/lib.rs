@@ -1,0 +1,37 @@
+//! # ksymrelo-core
+//!
+//! Resolves the kernel-symbol externs (`extern ... __ksym`) of eBPF objects and
+//! patches their instructions bit-identically to libbpf — without `std`,
+//! without allocation and without `unsafe`. Everything works on borrowed
+//! slices; every output goes into a buffer the caller provides.
+//!
+//! The pipeline, in the order data flows through it:
+//!
+//! 1. [`insn`] — `struct bpf_insn` and zero-copy views of instruction bytes.
+//! 2. [`btf`] — the BTF reader (vmlinux, module split BTF, object `.BTF`) and
+//!    libbpf's type-compatibility rules.
+//! 3. [`elf`] — a bounds-checked ELF64 little-endian reader.
+//! 4. [`object`] — an object view: the extern table and the relocation sites.
+//! 5. [`kallsyms`] — a streaming, batched matcher over `/proc/kallsyms` text.
+//! 6. [`resolve`] — externs against kernel BTF and kallsyms results.
+//! 7. [`patch`] — writes the resolutions into the instructions, all or nothing.
+//! 8. [`gen`] — emits a loader program that resolves in the kernel instead.
+//!
+//! [`error::Error`] is the one error type.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod btf;
+pub mod elf;
+pub mod error;
+pub mod gen;
+pub mod insn;
+pub mod kallsyms;
+pub mod object;
+pub mod patch;
+pub mod resolve;
+mod read;
+
+pub use error::{Error, Result};
+pub use insn::Insn;

@@ -1,0 +1,201 @@
+//! The extern table: which undefined symbols are ksyms (or kconfig), of what
+//! kind, and in which order libbpf numbers them.
+
+use crate::btf::{linkage, Btf, Kind};
+use crate::elf::{Elf, Symbol, SHN_UNDEF, STB_GLOBAL, STB_WEAK, STT_NOTYPE};
+use crate::error::{Error, Name, Result};
+
+/// What an extern is, as ksymrelo resolves it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ExternKind {
+    /// A `.ksyms` VAR with a type: resolved to a kernel BTF id.
+    #[default]
+    Typed,
+    /// A `.ksyms` VAR of type void: resolved to an address from kallsyms.
+    Typeless,
+    /// A `.ksyms` FUNC: resolved to a kernel BTF id and an fd_array slot.
+    Kfunc,
+    /// A `.kconfig` extern: not resolved by ksymrelo, counted for ordering.
+    Kconfig,
+}
+
+impl ExternKind {
+    /// Short lowercase name used by the command and JSON ("var", "typeless",
+    /// "func", "kconfig").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternKind::Typed => "var",
+            ExternKind::Typeless => "typeless",
+            ExternKind::Kfunc => "func",
+            ExternKind::Kconfig => "kconfig",
+        }
+    }
+
+    /// Whether ksymrelo resolves this kind.
+    pub fn is_ksym(self) -> bool {
+        self != ExternKind::Kconfig
+    }
+}
+
+/// One extern of an object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extern<'a> {
+    /// Full symbol name.
+    pub name: &'a str,
+    /// Name without a `___flavor` suffix; kfuncs are looked up by it.
+    pub essential_name: &'a str,
+    /// Kind.
+    pub kind: ExternKind,
+    /// `__weak`.
+    pub weak: bool,
+    /// ELF symbol index.
+    pub sym_idx: u32,
+    /// The VAR or FUNC type id in the object's BTF.
+    pub btf_id: u32,
+    /// Typed: the variable's type after modifiers/typedefs; kfunc: its
+    /// FUNC_PROTO; typeless and kconfig: 0.
+    pub type_id: u32,
+    /// libbpf's index of this extern (kconfig first, then ksyms, by name).
+    pub index: u32,
+}
+
+impl Extern<'_> {
+    /// The name a kernel lookup uses: the essential name for kfuncs, the
+    /// full name for variables.
+    pub fn lookup_name(&self) -> &str {
+        match self.kind {
+            ExternKind::Kfunc => self.essential_name,
+            _ => self.name,
+        }
+    }
+}
+
+/// The essential name of `X___Y` is `X` (X not ending in `_`, Y not starting
+/// with `_`, the separator searched from the end); other names are their own.
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    if b.len() >= 5 {
+        for i in (0..=b.len() - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
+}
+
+pub(super) fn is_extern(sym: &Symbol) -> bool {
+    let bind = sym.binding();
+    sym.st_shndx.get() == SHN_UNDEF
+        && sym.kind() == STT_NOTYPE
+        && (bind == STB_GLOBAL || bind == STB_WEAK)
+        && sym.st_name.get() != 0
+}
+
+/// Undefined global/weak NOTYPE symbols with a non-empty name.
+pub(super) fn candidates<'e, 'a>(elf: &'e Elf<'a>) -> impl Iterator<Item = (u32, &'a Symbol)> + 'e {
+    elf.symbols()
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, s)| is_extern(s) && elf.symbol_name(s).is_ok_and(|n| !n.is_empty()))
+        .map(|(i, s)| (i as u32, s))
+}
+
+pub(super) fn collect<'o, 'a>(
+    elf: &Elf<'a>,
+    btf: &Btf<'a>,
+    out: &'o mut [Extern<'a>],
+) -> Result<&'o mut [Extern<'a>]> {
+    let capacity = out.len();
+    let mut n = 0usize;
+    for (sym_idx, sym) in candidates(elf) {
+        let raw = elf.symbol_name(sym)?;
+        let name = core::str::from_utf8(raw).map_err(|_| Error::ExternNameEncoding { symbol: sym_idx })?;
+        let slot = out.get_mut(n).ok_or(Error::CapacityExceeded {
+            what: "extern table",
+            capacity,
+        })?;
+        *slot = describe(btf, name, sym_idx, sym.binding() == STB_WEAK)?;
+        n += 1;
+    }
+    let table = &mut out[..n];
+    // libbpf's order: kconfig before ksyms, then by name (byte-wise). The
+    // kconfig group is further ordered by alignment and size in libbpf; that
+    // changes no ksym's index, which is all the patcher needs.
+    table.sort_unstable_by(|a, b| {
+        (a.kind != ExternKind::Kconfig)
+            .cmp(&(b.kind != ExternKind::Kconfig))
+            .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+    });
+    for (i, e) in table.iter_mut().enumerate() {
+        e.index = i as u32;
+    }
+    Ok(table)
+}
+
+fn describe<'a>(btf: &Btf<'a>, name: &'a str, sym_idx: u32, weak: bool) -> Result<Extern<'a>> {
+    let err_name = || Name::from(name);
+    // The first VAR or FUNC of that name, in id order.
+    let mut btf_id = None;
+    for ty in btf.own_types() {
+        let ty = ty?;
+        if matches!(ty.kind(), Kind::Var | Kind::Func) && btf.name(&ty)? == name.as_bytes() {
+            if ty.linkage() != linkage::EXTERN {
+                return Err(Error::ExternLinkage {
+                    name: err_name(),
+                    linkage: ty.linkage(),
+                });
+            }
+            btf_id = Some(ty);
+            break;
+        }
+    }
+    let ty = btf_id.ok_or_else(|| Error::ExternNoBtf { name: err_name() })?;
+
+    // The DATASEC that lists it decides its class.
+    let mut section: Option<&[u8]> = None;
+    'secs: for sec in btf.own_types() {
+        let sec = sec?;
+        if sec.kind() != Kind::Datasec {
+            continue;
+        }
+        for v in sec.datasec_vars() {
+            if v.type_id.get() == ty.id() {
+                section = Some(btf.name(&sec)?);
+                break 'secs;
+            }
+        }
+    }
+    let kind = match section {
+        Some(b".ksyms") if ty.kind() == Kind::Func => ExternKind::Kfunc,
+        Some(b".ksyms") => {
+            if btf.skip_mods_and_typedefs(ty.type_id())?.id() == 0 {
+                ExternKind::Typeless
+            } else {
+                ExternKind::Typed
+            }
+        }
+        Some(b".kconfig") => ExternKind::Kconfig,
+        other => {
+            return Err(Error::ExternSection {
+                name: err_name(),
+                section: Name::new(other.unwrap_or(b"")),
+            })
+        }
+    };
+    let type_id = match kind {
+        ExternKind::Typed | ExternKind::Kfunc => btf.skip_mods_and_typedefs(ty.type_id())?.id(),
+        ExternKind::Typeless | ExternKind::Kconfig => 0,
+    };
+    Ok(Extern {
+        name,
+        essential_name: essential_name(name),
+        kind,
+        weak,
+        sym_idx,
+        btf_id: ty.id(),
+        type_id,
+        index: 0,
+    })
+}
