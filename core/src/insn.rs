@@ -149,6 +149,11 @@ pub fn insns_mut(bytes: &mut [u8]) -> Result<&mut [Insn]> {
     <[Insn]>::mut_from_bytes(bytes).map_err(|_| Error::InsnBufferLength { len })
 }
 
+/// The bytes of an instruction slice, without copying.
+pub fn as_bytes(insns: &[Insn]) -> &[u8] {
+    IntoBytes::as_bytes(insns)
+}
+
 /// Views a byte buffer as instructions and additionally requires the
 /// alignment of C's `struct bpf_insn` (4), as a C caller's buffer must have.
 pub fn insns_aligned(bytes: &[u8]) -> Result<&[Insn]> {

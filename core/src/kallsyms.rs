@@ -1,1 +1,4 @@
 //! (placeholder: being written)
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug)]
+pub struct Match { pub addr: u64 }

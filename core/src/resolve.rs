@@ -1,1 +1,416 @@
-//! (placeholder: being written)
+//! Resolution of ksym externs against the kernel: typed variables and kfuncs
+//! through vmlinux and module BTF, typeless variables through kallsyms
+//! results — with libbpf's weak rules, compatibility checks and fd_array
+//! slot assignment.
+//!
+//! Resolution writes only into caller-provided slices. The outcome of each
+//! extern is a [`Resolution`], which owns no borrowed data, so it can outlive
+//! the object view and be handed to [`crate::patch`].
+
+use crate::btf::{types_are_compat, Btf, Kind};
+use crate::error::{Error, LookupKind, Name, Result};
+use crate::kallsyms::Match;
+use crate::object::{Extern, ExternKind};
+
+/// A kernel module's BTF (split over vmlinux) and the fd that names it to
+/// the kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleBtf<'k> {
+    /// The module's BTF, parsed over the vmlinux BTF.
+    pub btf: Btf<'k>,
+    /// The BTF object fd (what goes into `insn[1].imm` and the fd_array).
+    pub fd: i32,
+    /// Module name (for reports).
+    pub name: &'k str,
+}
+
+/// The kernel's BTF: vmlinux and, optionally, modules in the order they are
+/// searched.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelBtf<'k> {
+    /// vmlinux BTF.
+    pub vmlinux: &'k Btf<'k>,
+    /// Module BTFs.
+    pub modules: &'k [ModuleBtf<'k>],
+}
+
+/// What a set of externs needs from the kernel, so that only that is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A typeless ksym exists: kallsyms must be scanned.
+    pub kallsyms: bool,
+    /// A typed ksym or kfunc exists: kernel BTF must be read.
+    pub btf: bool,
+}
+
+/// What the externs need.
+pub fn needs(externs: &[Extern<'_>]) -> Needs {
+    let mut n = Needs::default();
+    for e in externs {
+        match e.kind {
+            ExternKind::Typeless => n.kallsyms = true,
+            ExternKind::Typed | ExternKind::Kfunc => n.btf = true,
+            ExternKind::Kconfig => {}
+        }
+    }
+    n
+}
+
+/// Why an extern was left unresolved (only weak ones, and kconfig, are).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Absent from the kernel.
+    #[default]
+    NotFound,
+    /// A weak kfunc whose prototype does not match the kernel's.
+    Incompatible,
+    /// A kconfig extern: not ksymrelo's to resolve.
+    Kconfig,
+}
+
+/// What an extern resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not resolved (weak or kconfig); its sites get zeros or poison.
+    Unresolved(Unresolved),
+    /// A kernel BTF object: typed variable or kfunc.
+    Btf {
+        /// Kernel BTF type id of the VAR or FUNC.
+        btf_id: u32,
+        /// BTF object fd: 0 for vmlinux, the module BTF's fd otherwise.
+        btf_obj_fd: i32,
+        /// Index into [`KernelBtf::modules`], `None` for vmlinux.
+        module: Option<u16>,
+        /// fd_array slot of the module (kfuncs), 0 for vmlinux.
+        fd_array_slot: u16,
+    },
+    /// A kernel address from kallsyms: typeless variable.
+    Address {
+        /// The address.
+        addr: u64,
+    },
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::Unresolved(Unresolved::NotFound)
+    }
+}
+
+/// The resolution of one extern, self-contained (no borrowed data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// The extern's kind.
+    pub kind: ExternKind,
+    /// The extern is `__weak`.
+    pub weak: bool,
+    /// libbpf's extern index (for poison values).
+    pub index: u32,
+    /// What it resolved to.
+    pub outcome: Outcome,
+}
+
+impl Resolution {
+    /// Whether the extern was resolved.
+    pub fn is_resolved(&self) -> bool {
+        !matches!(self.outcome, Outcome::Unresolved(_))
+    }
+}
+
+/// The fd_array a program is loaded with: slot 0 unused, one slot per module
+/// whose kfunc is called, from slot 1, in the caller's buffer.
+#[derive(Debug)]
+pub struct FdArray<'b> {
+    slots: &'b mut [i32],
+    len: usize,
+}
+
+/// Most slots an fd_array can have: `insn->off` is an s16 and libbpf stops
+/// at `INT16_MAX` entries.
+pub const FD_ARRAY_MAX: usize = i16::MAX as usize;
+
+impl<'b> FdArray<'b> {
+    /// An empty fd_array over `slots`.
+    pub fn new(slots: &'b mut [i32]) -> Self {
+        FdArray { slots, len: 0 }
+    }
+
+    /// The filled part (empty when no module kfunc is called; otherwise slot
+    /// 0 is 0 and slots 1.. hold module BTF fds).
+    pub fn as_slice(&self) -> &[i32] {
+        &self.slots[..self.len]
+    }
+
+    /// Number of filled entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no slot is used.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot_for(&mut self, fd: i32, name: &str) -> Result<u16> {
+        if let Some(i) = self.as_slice().iter().skip(1).position(|&s| s == fd) {
+            return Ok(i as u16 + 1);
+        }
+        if self.len == FD_ARRAY_MAX {
+            return Err(Error::FdArrayFull { name: Name::from(name) });
+        }
+        let needed = self.len.max(1) + 1;
+        if needed > self.slots.len() {
+            return Err(Error::CapacityExceeded {
+                what: "fd_array",
+                capacity: self.slots.len(),
+            });
+        }
+        if self.len == 0 {
+            self.slots[0] = 0;
+            self.len = 1;
+        }
+        self.slots[self.len] = fd;
+        self.len += 1;
+        Ok((self.len - 1) as u16)
+    }
+}
+
+/// The names to look up in kallsyms: the typeless externs', in table order.
+/// Returns how many were written to `out`.
+pub fn kallsyms_names<'a>(externs: &[Extern<'a>], out: &mut [&'a [u8]]) -> Result<usize> {
+    let capacity = out.len();
+    let mut n = 0;
+    for e in externs.iter().filter(|e| e.kind == ExternKind::Typeless) {
+        *out.get_mut(n).ok_or(Error::CapacityExceeded {
+            what: "kallsyms names",
+            capacity,
+        })? = e.name.as_bytes();
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Externs looked up in one BTF pass.
+const BATCH: usize = 64;
+
+/// Resolves every extern of `externs` into `out[i]` (for `externs[i]`).
+///
+/// - `local` is the object's BTF (for compatibility checks);
+/// - `kernel` is required when [`needs`] says `btf`;
+/// - `kallsyms` holds the matcher's results for [`kallsyms_names`], in the
+///   same order, and is required when [`needs`] says `kallsyms`;
+/// - module kfuncs get fd_array slots in `fd_array`.
+///
+/// Errors name the extern: strong ones not found, incompatible types, and
+/// the first strong extern left unresolved. On error, `out` and `fd_array`
+/// hold partial results and must not be used.
+pub fn resolve(
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    kernel: Option<&KernelBtf<'_>>,
+    kallsyms: Option<&[Option<Match>]>,
+    fd_array: &mut FdArray<'_>,
+    out: &mut [Resolution],
+) -> Result<()> {
+    if out.len() < externs.len() {
+        return Err(Error::CapacityExceeded {
+            what: "resolutions",
+            capacity: out.len(),
+        });
+    }
+    let out = &mut out[..externs.len()];
+    for (r, e) in out.iter_mut().zip(externs) {
+        *r = Resolution {
+            kind: e.kind,
+            weak: e.weak,
+            index: e.index,
+            outcome: match e.kind {
+                ExternKind::Kconfig => Outcome::Unresolved(Unresolved::Kconfig),
+                _ => Outcome::Unresolved(Unresolved::NotFound),
+            },
+        };
+    }
+
+    // Typeless: kallsyms results, in the order of `kallsyms_names`.
+    let mut typeless = 0usize;
+    for (r, e) in out.iter_mut().zip(externs) {
+        if e.kind != ExternKind::Typeless {
+            continue;
+        }
+        let results = kallsyms.ok_or(Error::Mismatch {
+            what: "typeless externs need kallsyms results",
+        })?;
+        let m = results.get(typeless).ok_or(Error::Mismatch {
+            what: "fewer kallsyms results than typeless externs",
+        })?;
+        if let Some(m) = m {
+            r.outcome = Outcome::Address { addr: m.addr };
+        }
+        typeless += 1;
+    }
+
+    // Typed variables and kfuncs: batched BTF lookups, then checks in
+    // extern order (which decides fd_array slots, as in libbpf).
+    let mut start = 0;
+    while start < externs.len() {
+        let end = (start + BATCH).min(externs.len());
+        resolve_btf_batch(&externs[start..end], local, kernel, fd_array, &mut out[start..end])?;
+        start = end;
+    }
+
+    for (r, e) in out.iter().zip(externs) {
+        if !r.is_resolved() && !e.weak && e.kind.is_ksym() {
+            return Err(Error::StrongUnresolved { name: Name::from(e.name) });
+        }
+    }
+    Ok(())
+}
+
+fn lookup_kind(e: &Extern<'_>) -> Option<Kind> {
+    match e.kind {
+        ExternKind::Typed => Some(Kind::Var),
+        ExternKind::Kfunc => Some(Kind::Func),
+        _ => None,
+    }
+}
+
+fn resolve_btf_batch(
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    kernel: Option<&KernelBtf<'_>>,
+    fd_array: &mut FdArray<'_>,
+    out: &mut [Resolution],
+) -> Result<()> {
+    let mut wanted: [(&[u8], Kind); BATCH] = [(&[], Kind::Var); BATCH];
+    let mut any = false;
+    for (w, e) in wanted.iter_mut().zip(externs) {
+        if let Some(kind) = lookup_kind(e) {
+            *w = (e.lookup_name().as_bytes(), kind);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    let kernel = kernel.ok_or(Error::Mismatch {
+        what: "typed ksyms and kfuncs need kernel BTF",
+    })?;
+    let wanted = &wanted[..externs.len()];
+    // Entries that are not looked up are pre-filled so no pass searches them.
+    let mut vm_found: [Option<u32>; BATCH] = [None; BATCH];
+    let mut mod_found: [Option<(u16, u32)>; BATCH] = [None; BATCH];
+    let mut pending = 0usize;
+    for (i, e) in externs.iter().enumerate() {
+        if lookup_kind(e).is_none() {
+            vm_found[i] = Some(0);
+        }
+    }
+    kernel.vmlinux.find_own_batch(wanted, &mut vm_found)?;
+    for (i, e) in externs.iter().enumerate() {
+        if lookup_kind(e).is_some() && vm_found[i].is_none() {
+            pending += 1;
+        }
+    }
+    for (m, module) in kernel.modules.iter().enumerate() {
+        if pending == 0 {
+            break;
+        }
+        let mut found: [Option<u32>; BATCH] = [None; BATCH];
+        for i in 0..externs.len() {
+            if vm_found[i].is_some() || mod_found[i].is_some() {
+                found[i] = Some(0);
+            }
+        }
+        module.btf.find_own_batch(wanted, &mut found)?;
+        for i in 0..externs.len() {
+            if vm_found[i].is_none() && mod_found[i].is_none() {
+                if let Some(id) = found[i] {
+                    mod_found[i] = Some((m as u16, id));
+                    pending -= 1;
+                }
+            }
+        }
+    }
+
+    for (i, (e, r)) in externs.iter().zip(out.iter_mut()).enumerate() {
+        let Some(kind) = lookup_kind(e) else { continue };
+        let (kbtf, module, id) = match (vm_found[i], mod_found[i]) {
+            (Some(id), _) => (kernel.vmlinux, None, id),
+            (None, Some((m, id))) => (&kernel.modules[m as usize].btf, Some(m), id),
+            (None, None) => {
+                if e.weak {
+                    continue;
+                }
+                let kind = if kind == Kind::Var {
+                    LookupKind::Var
+                } else {
+                    LookupKind::Func
+                };
+                return Err(Error::NotInKernelBtf { name: Name::from(e.name), kind });
+            }
+        };
+        let ktype = kbtf.type_by_id(id)?;
+        let fd = module.map_or(0, |m| kernel.modules[usize::from(m)].fd);
+        if kind == Kind::Var {
+            let ktarget = kbtf.skip_mods_and_typedefs(ktype.type_id())?.id();
+            if !types_are_compat(local, e.type_id, kbtf, ktarget)? {
+                return Err(Error::IncompatibleVar {
+                    name: Name::from(e.name),
+                    local_id: e.type_id,
+                    kernel_id: ktarget,
+                });
+            }
+            r.outcome = Outcome::Btf {
+                btf_id: id,
+                btf_obj_fd: fd,
+                module,
+                fd_array_slot: 0,
+            };
+        } else {
+            let kproto = ktype.type_id();
+            if !types_are_compat(local, e.type_id, kbtf, kproto)? {
+                if e.weak {
+                    r.outcome = Outcome::Unresolved(Unresolved::Incompatible);
+                    continue;
+                }
+                return Err(Error::IncompatibleFunc {
+                    name: Name::from(e.name),
+                    local_id: e.type_id,
+                    kernel_id: kproto,
+                });
+            }
+            let slot = match module {
+                Some(_) => fd_array.slot_for(fd, e.name)?,
+                None => 0,
+            };
+            r.outcome = Outcome::Btf {
+                btf_id: id,
+                btf_obj_fd: fd,
+                module,
+                fd_array_slot: slot,
+            };
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_array_slots_start_at_one_and_are_shared_per_module() {
+        let mut buf = [-1i32; 4];
+        let mut fa = FdArray::new(&mut buf);
+        assert!(fa.is_empty());
+        assert_eq!(fa.slot_for(10, "a").unwrap(), 1);
+        assert_eq!(fa.slot_for(11, "b").unwrap(), 2);
+        assert_eq!(fa.slot_for(10, "c").unwrap(), 1);
+        assert_eq!(fa.as_slice(), &[0, 10, 11]);
+        assert_eq!(fa.slot_for(12, "d").unwrap(), 3);
+        assert!(matches!(
+            fa.slot_for(13, "e"),
+            Err(Error::CapacityExceeded { .. })
+        ));
+    }
+}
