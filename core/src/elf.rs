@@ -185,7 +185,9 @@ impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>> {
         let hdr: &FileHeader = read::pod(data, 0, "ELF header")?;
         if &hdr.e_ident[..4] != b"\x7fELF" {
-            return Err(Error::UnsupportedElf { what: "not an ELF file" });
+            return Err(Error::UnsupportedElf {
+                what: "not an ELF file",
+            });
         }
         if hdr.e_ident[4] != 2 {
             return Err(Error::UnsupportedElf { what: "not 64-bit" });
@@ -222,11 +224,16 @@ impl<'a> Elf<'a> {
         let headers: &[SectionHeader] = read::pod_slice(data, shoff, shnum, "ELF section headers")?;
         for (i, sh) in headers.iter().enumerate() {
             if sh.sh_type.get() != SHT_NOBITS {
-                read::bytes64(data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents")
-                    .map_err(|_| Error::Malformed {
-                        what: "ELF section offset/size",
-                        offset: shoff + i * core::mem::size_of::<SectionHeader>(),
-                    })?;
+                read::bytes64(
+                    data,
+                    sh.sh_offset.get(),
+                    sh.sh_size.get(),
+                    "ELF section contents",
+                )
+                .map_err(|_| Error::Malformed {
+                    what: "ELF section offset/size",
+                    offset: shoff + i * core::mem::size_of::<SectionHeader>(),
+                })?;
             }
         }
         let mut elf = Elf {
@@ -279,7 +286,12 @@ impl<'a> Elf<'a> {
         if sh.sh_type.get() == SHT_NOBITS {
             return Ok(&[]);
         }
-        read::bytes64(self.data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents")
+        read::bytes64(
+            self.data,
+            sh.sh_offset.get(),
+            sh.sh_size.get(),
+            "ELF section contents",
+        )
     }
 
     /// Number of sections (including the null section 0).
@@ -290,12 +302,11 @@ impl<'a> Elf<'a> {
     /// The section at `index`.
     pub fn section(&self, index: u32) -> Result<Section<'a>> {
         let header = self.header(index)?;
-        let name = read::cstr(self.shstrtab, header.sh_name.get() as usize).ok_or(
-            Error::Malformed {
+        let name =
+            read::cstr(self.shstrtab, header.sh_name.get() as usize).ok_or(Error::Malformed {
                 what: "ELF section name offset",
                 offset: header.sh_name.get() as usize,
-            },
-        )?;
+            })?;
         Ok(Section {
             index,
             header,

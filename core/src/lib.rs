@@ -30,8 +30,8 @@ pub mod insn;
 pub mod kallsyms;
 pub mod object;
 pub mod patch;
-pub mod resolve;
 mod read;
+pub mod resolve;
 
 pub use error::{Error, Result};
 pub use insn::Insn;

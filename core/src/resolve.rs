@@ -156,7 +156,9 @@ impl<'b> FdArray<'b> {
             return Ok(i as u16 + 1);
         }
         if self.len == FD_ARRAY_MAX {
-            return Err(Error::FdArrayFull { name: Name::from(name) });
+            return Err(Error::FdArrayFull {
+                name: Name::from(name),
+            });
         }
         let needed = self.len.max(1) + 1;
         if needed > self.slots.len() {
@@ -254,13 +256,21 @@ pub fn resolve(
     let mut start = 0;
     while start < externs.len() {
         let end = (start + BATCH).min(externs.len());
-        resolve_btf_batch(&externs[start..end], local, kernel, fd_array, &mut out[start..end])?;
+        resolve_btf_batch(
+            &externs[start..end],
+            local,
+            kernel,
+            fd_array,
+            &mut out[start..end],
+        )?;
         start = end;
     }
 
     for (r, e) in out.iter().zip(externs) {
         if !r.is_resolved() && !e.weak && e.kind.is_ksym() {
-            return Err(Error::StrongUnresolved { name: Name::from(e.name) });
+            return Err(Error::StrongUnresolved {
+                name: Name::from(e.name),
+            });
         }
     }
     Ok(())
@@ -346,7 +356,10 @@ fn resolve_btf_batch(
                 } else {
                     LookupKind::Func
                 };
-                return Err(Error::NotInKernelBtf { name: Name::from(e.name), kind });
+                return Err(Error::NotInKernelBtf {
+                    name: Name::from(e.name),
+                    kind,
+                });
             }
         };
         let ktype = kbtf.type_by_id(id)?;

@@ -13,7 +13,14 @@ fn exercise_btf(data: &[u8]) {
         let Ok(ty) = ty else { break };
         let _ = btf.name(&ty);
         let _ = btf.skip_mods_and_typedefs(ty.id());
-        let _ = (ty.members(), ty.params(), ty.datasec_vars(), ty.array(), ty.enum_values(), ty.enum64_values());
+        let _ = (
+            ty.members(),
+            ty.params(),
+            ty.datasec_vars(),
+            ty.array(),
+            ty.enum_values(),
+            ty.enum64_values(),
+        );
         let _ = types_are_compat(&btf, ty.id(), &btf, ty.type_id());
         let _ = types_are_compat(&btf, ty.id(), &btf, end.saturating_sub(1));
     }
@@ -44,8 +51,12 @@ fn exercise_object(data: &[u8]) {
     }
     let Ok(btf) = obj.btf() else { return };
     let mut externs = vec![Extern::default(); obj.extern_count()];
-    let Ok(externs) = obj.externs(&btf, &mut externs) else { return };
-    let Ok(max) = obj.max_site_count() else { return };
+    let Ok(externs) = obj.externs(&btf, &mut externs) else {
+        return;
+    };
+    let Ok(max) = obj.max_site_count() else {
+        return;
+    };
     let mut sites = vec![Site::default(); max];
     let _ = obj.sites(externs, &mut sites);
     // Too little room is an error, not a panic.
@@ -61,15 +72,46 @@ fn sample_btf() -> Vec<u8> {
     let strs = b"\0int\0t\0f\0v\0s\0a\0.ksyms\0";
     let info = |k: u32, vlen: u32| (k << 24) | vlen;
     let types: Vec<u32> = vec![
-        1, info(1, 0), 4, 32,
-        0, info(2, 0), 1,
-        0, info(10, 0), 2,
-        5, info(8, 0), 3,
-        0, info(13, 1), 1, 0, 4,
-        7, info(12, 2), 5,
-        9, info(14, 0), 4, 2,
-        11, info(4, 1), 4, 13, 1, 0,
-        15, info(15, 2), 0, 7, 0, 8, 6, 0, 0,
+        1,
+        info(1, 0),
+        4,
+        32,
+        0,
+        info(2, 0),
+        1,
+        0,
+        info(10, 0),
+        2,
+        5,
+        info(8, 0),
+        3,
+        0,
+        info(13, 1),
+        1,
+        0,
+        4,
+        7,
+        info(12, 2),
+        5,
+        9,
+        info(14, 0),
+        4,
+        2,
+        11,
+        info(4, 1),
+        4,
+        13,
+        1,
+        0,
+        15,
+        info(15, 2),
+        0,
+        7,
+        0,
+        8,
+        6,
+        0,
+        0,
     ];
     let mut out = Vec::new();
     let type_len = (types.len() * 4) as u32;
@@ -141,5 +183,8 @@ fn sample_btf_is_valid() {
     let data = sample_btf();
     let btf = Btf::parse(&data).unwrap();
     assert_eq!(btf.own_type_count(), 9);
-    assert_eq!(btf.find_by_name_kind(b".ksyms", Kind::Datasec).unwrap(), Some(9));
+    assert_eq!(
+        btf.find_by_name_kind(b".ksyms", Kind::Datasec).unwrap(),
+        Some(9)
+    );
 }

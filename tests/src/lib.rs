@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 /// Path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// Bytes of a built fixture object.
@@ -39,7 +41,10 @@ pub fn kernel_usable(test: &str) -> bool {
 /// Gate for tests that read the running kernel's BTF and kallsyms.
 pub fn live_kernel_files(test: &str) -> bool {
     let ok = std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok()
-        && kallsyms_text().lines().next().is_some_and(|l| !l.starts_with("0000000000000000"));
+        && kallsyms_text()
+            .lines()
+            .next()
+            .is_some_and(|l| !l.starts_with("0000000000000000"));
     if !ok {
         if kernel_required() {
             panic!("{test}: /sys/kernel/btf/vmlinux or /proc/kallsyms addresses unavailable but KSYMRELO_REQUIRE_KERNEL=1");
@@ -72,7 +77,116 @@ pub fn kallsyms_map() -> HashMap<String, Vec<u64>> {
 /// The single address of `name` in kallsyms (panics if absent or ambiguous).
 pub fn kallsyms_addr(name: &str) -> u64 {
     let map = kallsyms_map();
-    let addrs = map.get(name).unwrap_or_else(|| panic!("{name} not in kallsyms"));
-    assert!(addrs.iter().all(|a| *a == addrs[0]), "{name} is ambiguous in kallsyms");
+    let addrs = map
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} not in kallsyms"));
+    assert!(
+        addrs.iter().all(|a| *a == addrs[0]),
+        "{name} is ambiguous in kallsyms"
+    );
     addrs[0]
+}
+
+/// Writes BTF blobs for tests: in particular a module's split BTF over the
+/// real vmlinux BTF (ids and string offsets continuing after the base's).
+pub struct BtfWriter {
+    words: Vec<u32>,
+    strings: Vec<u8>,
+    str_start: u32,
+    next_id: u32,
+}
+
+/// BTF kind numbers used by [`BtfWriter`].
+pub mod kind {
+    /// INT.
+    pub const INT: u32 = 1;
+    /// PTR.
+    pub const PTR: u32 = 2;
+    /// STRUCT.
+    pub const STRUCT: u32 = 4;
+    /// FUNC.
+    pub const FUNC: u32 = 12;
+    /// FUNC_PROTO.
+    pub const FUNC_PROTO: u32 = 13;
+    /// VAR.
+    pub const VAR: u32 = 14;
+}
+
+impl BtfWriter {
+    /// A base BTF (ids from 1, strings from 0).
+    pub fn base() -> Self {
+        BtfWriter {
+            words: Vec::new(),
+            strings: vec![0],
+            str_start: 0,
+            next_id: 1,
+        }
+    }
+
+    /// A split BTF over a base with `base_types` types (ids continue at
+    /// `base_types + 1`) and a string section of `base_str_len` bytes.
+    pub fn split(base_types: u32, base_str_len: u32) -> Self {
+        BtfWriter {
+            words: Vec::new(),
+            strings: Vec::new(),
+            str_start: base_str_len,
+            next_id: base_types + 1,
+        }
+    }
+
+    /// Adds a string, returns its offset.
+    pub fn string(&mut self, s: &str) -> u32 {
+        let off = self.str_start + self.strings.len() as u32;
+        self.strings.extend_from_slice(s.as_bytes());
+        self.strings.push(0);
+        off
+    }
+
+    /// Adds a type: header words then trailing words; returns its id.
+    pub fn add(
+        &mut self,
+        name: &str,
+        kind: u32,
+        vlen: u32,
+        size_or_type: u32,
+        extra: &[u32],
+    ) -> u32 {
+        let name_off = if name.is_empty() {
+            0
+        } else {
+            self.string(name)
+        };
+        self.words
+            .extend_from_slice(&[name_off, (kind << 24) | vlen, size_or_type]);
+        self.words.extend_from_slice(extra);
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// Adds a FUNC_PROTO with the given parameter types and return type.
+    pub fn func_proto(&mut self, ret: u32, params: &[u32]) -> u32 {
+        let extra: Vec<u32> = params.iter().flat_map(|&t| [0, t]).collect();
+        self.add("", kind::FUNC_PROTO, params.len() as u32, ret, &extra)
+    }
+
+    /// The blob: header, types, strings.
+    pub fn finish(&self) -> Vec<u8> {
+        let type_len = (self.words.len() * 4) as u32;
+        let mut out = Vec::new();
+        for w in [
+            0x0001_eb9fu32,
+            24,
+            0,
+            type_len,
+            type_len,
+            self.strings.len() as u32,
+        ] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&self.strings);
+        out
+    }
 }

@@ -25,7 +25,12 @@ fn kinds_match(a: Kind, b: Kind) -> bool {
 /// - any other kind is incompatible.
 ///
 /// A chain deeper than 32 steps is an error, as in libbpf.
-pub fn types_are_compat(local: &Btf<'_>, local_id: u32, targ: &Btf<'_>, targ_id: u32) -> Result<bool> {
+pub fn types_are_compat(
+    local: &Btf<'_>,
+    local_id: u32,
+    targ: &Btf<'_>,
+    targ_id: u32,
+) -> Result<bool> {
     compat(local, local_id, targ, targ_id, local_id, 0)
 }
 

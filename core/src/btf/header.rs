@@ -58,9 +58,14 @@ pub(crate) fn sections(data: &[u8], is_split: bool) -> Result<Sections<'_>> {
         });
     }
     // Fields past the ones we know must be zero, as the kernel requires.
-    if read::bytes(data, core::mem::size_of::<Header>(), hdr_len - core::mem::size_of::<Header>(), "BTF header")?
-        .iter()
-        .any(|&b| b != 0)
+    if read::bytes(
+        data,
+        core::mem::size_of::<Header>(),
+        hdr_len - core::mem::size_of::<Header>(),
+        "BTF header",
+    )?
+    .iter()
+    .any(|&b| b != 0)
     {
         return Err(Error::Malformed {
             what: "BTF header (unknown non-zero fields)",
@@ -76,16 +81,26 @@ pub(crate) fn sections(data: &[u8], is_split: bool) -> Result<Sections<'_>> {
             offset: hdr_len + type_off,
         });
     }
-    let types = read::bytes(body, type_off, hdr.type_len.get() as usize, "BTF type section")
-        .map_err(|_| Error::Malformed {
-            what: "BTF type section offset/length",
-            offset: hdr_len + type_off,
-        })?;
-    let strings = read::bytes(body, str_off, hdr.str_len.get() as usize, "BTF string section")
-        .map_err(|_| Error::Malformed {
-            what: "BTF string section offset/length",
-            offset: hdr_len + str_off,
-        })?;
+    let types = read::bytes(
+        body,
+        type_off,
+        hdr.type_len.get() as usize,
+        "BTF type section",
+    )
+    .map_err(|_| Error::Malformed {
+        what: "BTF type section offset/length",
+        offset: hdr_len + type_off,
+    })?;
+    let strings = read::bytes(
+        body,
+        str_off,
+        hdr.str_len.get() as usize,
+        "BTF string section",
+    )
+    .map_err(|_| Error::Malformed {
+        what: "BTF string section offset/length",
+        offset: hdr_len + str_off,
+    })?;
     // The sections must not overlap.
     let type_end = type_off + types.len();
     let str_end = str_off + strings.len();

@@ -136,9 +136,11 @@ impl<'a> Btf<'a> {
 
     /// One past the last valid type id.
     pub fn end_id(&self) -> Result<u32> {
-        self.start_id.checked_add(self.count).ok_or(Error::Overflow {
-            what: "BTF type ids",
-        })
+        self.start_id
+            .checked_add(self.count)
+            .ok_or(Error::Overflow {
+                what: "BTF type ids",
+            })
     }
 
     /// The type with this id (0 is void), looking into the base if needed.
@@ -232,7 +234,11 @@ impl<'a> Btf<'a> {
     /// Looks up a batch of `(name, kind)` pairs among this blob's own types in
     /// one pass; `found[i]` receives the first matching id for `wanted[i]`
     /// (entries already `Some` are kept). Returns how many are now found.
-    pub fn find_own_batch(&self, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<usize> {
+    pub fn find_own_batch(
+        &self,
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+    ) -> Result<usize> {
         if found.len() < wanted.len() {
             return Err(Error::CapacityExceeded {
                 what: "BTF lookup results",

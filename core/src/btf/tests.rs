@@ -9,7 +9,14 @@ use super::*;
 pub(crate) fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let type_len = (types.len() * 4) as u32;
-    for w in [0x0001_eb9fu32, 24, 0, type_len, type_len, strings.len() as u32] {
+    for w in [
+        0x0001_eb9fu32,
+        24,
+        0,
+        type_len,
+        type_len,
+        strings.len() as u32,
+    ] {
         out.extend_from_slice(&w.to_le_bytes());
     }
     for w in types {
@@ -30,14 +37,37 @@ const STRS: &[u8] = b"\0int\0t\0f\0v\0s\0a\0";
 fn sample() -> Vec<u8> {
     blob(
         &[
-            1, info(Kind::Int, 0), 4, 32,
-            0, info(Kind::Ptr, 0), 1,
-            0, info(Kind::Const, 0), 2,
-            5, info(Kind::Typedef, 0), 3,
-            0, info(Kind::FuncProto, 1), 1, 0, 4,
-            7, info(Kind::Func, 2), 5,
-            9, info(Kind::Var, 0), 4, 2,
-            11, info(Kind::Struct, 1), 4, 13, 1, 0,
+            1,
+            info(Kind::Int, 0),
+            4,
+            32,
+            0,
+            info(Kind::Ptr, 0),
+            1,
+            0,
+            info(Kind::Const, 0),
+            2,
+            5,
+            info(Kind::Typedef, 0),
+            3,
+            0,
+            info(Kind::FuncProto, 1),
+            1,
+            0,
+            4,
+            7,
+            info(Kind::Func, 2),
+            5,
+            9,
+            info(Kind::Var, 0),
+            4,
+            2,
+            11,
+            info(Kind::Struct, 1),
+            4,
+            13,
+            1,
+            0,
         ],
         STRS,
     )
@@ -51,7 +81,16 @@ fn parses_and_walks_every_kind_used() {
     let kinds: Vec<Kind> = btf.own_types().map(|t| t.unwrap().kind()).collect();
     assert_eq!(
         kinds,
-        [Kind::Int, Kind::Ptr, Kind::Const, Kind::Typedef, Kind::FuncProto, Kind::Func, Kind::Var, Kind::Struct]
+        [
+            Kind::Int,
+            Kind::Ptr,
+            Kind::Const,
+            Kind::Typedef,
+            Kind::FuncProto,
+            Kind::Func,
+            Kind::Var,
+            Kind::Struct
+        ]
     );
     let v = btf.type_by_id(7).unwrap();
     assert_eq!(btf.name(&v).unwrap(), b"v");
@@ -72,8 +111,14 @@ fn index_gives_the_same_types() {
     let indexed = Btf::parse_indexed(&data, None, &mut index).unwrap();
     let plain = Btf::parse(&data).unwrap();
     for id in 0..=8 {
-        let (a, b) = (indexed.type_by_id(id).unwrap(), plain.type_by_id(id).unwrap());
-        assert_eq!((a.id(), a.kind(), a.name_off()), (b.id(), b.kind(), b.name_off()));
+        let (a, b) = (
+            indexed.type_by_id(id).unwrap(),
+            plain.type_by_id(id).unwrap(),
+        );
+        assert_eq!(
+            (a.id(), a.kind(), a.name_off()),
+            (b.id(), b.kind(), b.name_off())
+        );
     }
     let mut small = [0u32; 3];
     assert!(matches!(
@@ -90,12 +135,23 @@ fn split_btf_continues_ids_and_strings() {
     let off = STRS.len() as u32;
     // [9] var "modvar" -> 1 (base int), [10] func "modf" -> 5 (base proto)
     let split_data = blob(
-        &[off, info(Kind::Var, 0), 1, 1, off + 7, info(Kind::Func, 1), 5],
+        &[
+            off,
+            info(Kind::Var, 0),
+            1,
+            1,
+            off + 7,
+            info(Kind::Func, 1),
+            5,
+        ],
         b"modvar\0modf\0",
     );
     let split = Btf::parse_split(&split_data, &base).unwrap();
     assert_eq!(split.start_id(), 9);
-    assert_eq!(split.find_own_by_name_kind(b"modf", Kind::Func).unwrap(), Some(10));
+    assert_eq!(
+        split.find_own_by_name_kind(b"modf", Kind::Func).unwrap(),
+        Some(10)
+    );
     assert_eq!(split.find_own_by_name_kind(b"f", Kind::Func).unwrap(), None);
     assert_eq!(split.find_by_name_kind(b"f", Kind::Func).unwrap(), Some(6));
     let t = split.type_by_id(9).unwrap();
@@ -108,7 +164,10 @@ fn split_btf_continues_ids_and_strings() {
 #[test]
 fn malformed_blobs_are_errors() {
     let data = sample();
-    assert!(matches!(Btf::parse(&data[..10]), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        Btf::parse(&data[..10]),
+        Err(Error::Truncated { .. })
+    ));
     assert!(Btf::parse(&data[..data.len() - 1]).is_err());
     let mut bad = data.clone();
     bad[0] = 0;
@@ -118,15 +177,27 @@ fn malformed_blobs_are_errors() {
     assert!(matches!(Btf::parse(&bad), Err(Error::Truncated { .. })));
     // unknown kind
     let bad = blob(&[0, 25 << 24, 0], b"\0");
-    assert_eq!(Btf::parse(&bad).unwrap_err(), Error::BtfKind { id: 1, kind: 25 });
+    assert_eq!(
+        Btf::parse(&bad).unwrap_err(),
+        Error::BtfKind { id: 1, kind: 25 }
+    );
     // string offset past the end
     let bad = blob(&[100, info(Kind::Int, 0), 4, 32], b"\0");
     let btf = Btf::parse(&bad).unwrap();
-    assert_eq!(btf.name(&btf.type_by_id(1).unwrap()).unwrap_err(), Error::BtfString { offset: 100 });
+    assert_eq!(
+        btf.name(&btf.type_by_id(1).unwrap()).unwrap_err(),
+        Error::BtfString { offset: 100 }
+    );
     // typedef loop
-    let bad = blob(&[0, info(Kind::Typedef, 0), 2, 0, info(Kind::Typedef, 0), 1], b"\0");
+    let bad = blob(
+        &[0, info(Kind::Typedef, 0), 2, 0, info(Kind::Typedef, 0), 1],
+        b"\0",
+    );
     let btf = Btf::parse(&bad).unwrap();
-    assert_eq!(btf.skip_mods_and_typedefs(1).unwrap_err(), Error::BtfTypeLoop { id: 1 });
+    assert_eq!(
+        btf.skip_mods_and_typedefs(1).unwrap_err(),
+        Error::BtfTypeLoop { id: 1 }
+    );
 }
 
 #[test]
@@ -137,21 +208,62 @@ fn compatibility_rules() {
     // [14] ptr->12, [15] ptr->5
     let data = blob(
         &[
-            1, info(Kind::Int, 0), 4, 32,
-            1, info(Kind::Int, 0), 4, (3 << 16) | 8,
-            0, info(Kind::Ptr, 0), 1,
-            0, info(Kind::Ptr, 0), 2,
-            0, info(Kind::Struct, 0), 0,
-            0, info(Kind::Union, 0), 0,
-            0, info(Kind::Enum, 0), 4,
-            0, info(Kind::Enum64, 0), 8,
-            0, info(Kind::FuncProto, 1), 1, 0, 1,
-            0, info(Kind::FuncProto, 2), 1, 0, 1, 0, 1,
-            0, info(Kind::Array, 0), 0, 1, 1, 4,
-            0, info(Kind::Typedef, 0), 5,
-            0, info(Kind::Fwd, 0), 0,
-            0, info(Kind::Ptr, 0), 12,
-            0, info(Kind::Ptr, 0), 5,
+            1,
+            info(Kind::Int, 0),
+            4,
+            32,
+            1,
+            info(Kind::Int, 0),
+            4,
+            (3 << 16) | 8,
+            0,
+            info(Kind::Ptr, 0),
+            1,
+            0,
+            info(Kind::Ptr, 0),
+            2,
+            0,
+            info(Kind::Struct, 0),
+            0,
+            0,
+            info(Kind::Union, 0),
+            0,
+            0,
+            info(Kind::Enum, 0),
+            4,
+            0,
+            info(Kind::Enum64, 0),
+            8,
+            0,
+            info(Kind::FuncProto, 1),
+            1,
+            0,
+            1,
+            0,
+            info(Kind::FuncProto, 2),
+            1,
+            0,
+            1,
+            0,
+            1,
+            0,
+            info(Kind::Array, 0),
+            0,
+            1,
+            1,
+            4,
+            0,
+            info(Kind::Typedef, 0),
+            5,
+            0,
+            info(Kind::Fwd, 0),
+            0,
+            0,
+            info(Kind::Ptr, 0),
+            12,
+            0,
+            info(Kind::Ptr, 0),
+            5,
         ],
         b"\0int\0",
     );
@@ -180,11 +292,29 @@ fn compatibility_of_cyclic_types_is_bounded() {
     // [1] ptr -> 2, [2] ptr -> 1 : a pointer cycle
     let data = blob(&[0, info(Kind::Ptr, 0), 2, 0, info(Kind::Ptr, 0), 1], b"\0");
     let b = Btf::parse(&data).unwrap();
-    assert_eq!(types_are_compat(&b, 1, &b, 1).unwrap_err(), Error::CompatDepth { local_id: 1 });
+    assert_eq!(
+        types_are_compat(&b, 1, &b, 1).unwrap_err(),
+        Error::CompatDepth { local_id: 1 }
+    );
     // [1] proto(param: ptr[2] -> 1) -> void : nested function pointers forever
-    let data = blob(&[0, info(Kind::FuncProto, 1), 0, 0, 2, 0, info(Kind::Ptr, 0), 1], b"\0");
+    let data = blob(
+        &[
+            0,
+            info(Kind::FuncProto, 1),
+            0,
+            0,
+            2,
+            0,
+            info(Kind::Ptr, 0),
+            1,
+        ],
+        b"\0",
+    );
     let b = Btf::parse(&data).unwrap();
-    assert!(matches!(types_are_compat(&b, 1, &b, 1), Err(Error::CompatDepth { .. })));
+    assert!(matches!(
+        types_are_compat(&b, 1, &b, 1),
+        Err(Error::CompatDepth { .. })
+    ));
 }
 
 fn vmlinux() -> Option<Vec<u8>> {
@@ -211,13 +341,22 @@ fn real_vmlinux_btf() {
         names += 1;
     }
     assert_eq!(names, btf.own_type_count() as usize);
-    let f = btf.find_by_name_kind(b"bpf_iter_num_new", Kind::Func).unwrap().expect("bpf_iter_num_new");
+    let f = btf
+        .find_by_name_kind(b"bpf_iter_num_new", Kind::Func)
+        .unwrap()
+        .expect("bpf_iter_num_new");
     let f = btf.type_by_id(f).unwrap();
     assert_eq!(f.kind(), Kind::Func);
     assert_eq!(btf.type_by_id(f.type_id()).unwrap().kind(), Kind::FuncProto);
-    let v = btf.find_by_name_kind(b"bpf_prog_active", Kind::Var).unwrap().expect("bpf_prog_active");
+    let v = btf
+        .find_by_name_kind(b"bpf_prog_active", Kind::Var)
+        .unwrap()
+        .expect("bpf_prog_active");
     let v = btf.type_by_id(v).unwrap();
-    assert_eq!(btf.skip_mods_and_typedefs(v.type_id()).unwrap().kind(), Kind::Int);
+    assert_eq!(
+        btf.skip_mods_and_typedefs(v.type_id()).unwrap().kind(),
+        Kind::Int
+    );
     // The batch gives the same answers as single lookups.
     let wanted: [(&[u8], Kind); 3] = [
         (b"bpf_iter_num_new", Kind::Func),

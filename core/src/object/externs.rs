@@ -111,7 +111,8 @@ pub(super) fn collect<'o, 'a>(
     let mut n = 0usize;
     for (sym_idx, sym) in candidates(elf) {
         let raw = elf.symbol_name(sym)?;
-        let name = core::str::from_utf8(raw).map_err(|_| Error::ExternNameEncoding { symbol: sym_idx })?;
+        let name =
+            core::str::from_utf8(raw).map_err(|_| Error::ExternNameEncoding { symbol: sym_idx })?;
         let slot = out.get_mut(n).ok_or(Error::CapacityExceeded {
             what: "extern table",
             capacity,
@@ -120,9 +121,15 @@ pub(super) fn collect<'o, 'a>(
         n += 1;
     }
     let table = &mut out[..n];
-    // libbpf's order: kconfig before ksyms, then by name (byte-wise). The
-    // kconfig group is further ordered by alignment and size in libbpf; that
-    // changes no ksym's index, which is all the patcher needs.
+    order(table);
+    Ok(table)
+}
+
+/// Sorts an extern table into libbpf's order and numbers it (`index`):
+/// kconfig before ksyms, then by name, byte-wise. (libbpf further orders the
+/// kconfig group by alignment and size; that changes no ksym's index, which
+/// is all the patcher needs.)
+pub fn order(table: &mut [Extern<'_>]) {
     table.sort_unstable_by(|a, b| {
         (a.kind != ExternKind::Kconfig)
             .cmp(&(b.kind != ExternKind::Kconfig))
@@ -131,10 +138,13 @@ pub(super) fn collect<'o, 'a>(
     for (i, e) in table.iter_mut().enumerate() {
         e.index = i as u32;
     }
-    Ok(table)
 }
 
-fn describe<'a>(btf: &Btf<'a>, name: &'a str, sym_idx: u32, weak: bool) -> Result<Extern<'a>> {
+/// Describes the extern `name` from an object's BTF alone (no ELF): its
+/// kind from the DATASEC that lists it, its local type. `index` is left 0;
+/// number a whole table with [`order`]. This is how a loader that holds
+/// instructions and `.BTF` but no ELF (the C ABI) builds its extern table.
+pub fn describe<'a>(btf: &Btf<'a>, name: &'a str, sym_idx: u32, weak: bool) -> Result<Extern<'a>> {
     let err_name = || Name::from(name);
     // The first VAR or FUNC of that name, in id order.
     let mut btf_id = None;

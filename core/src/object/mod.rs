@@ -5,7 +5,7 @@
 mod externs;
 mod sites;
 
-pub use externs::{essential_name, Extern, ExternKind};
+pub use externs::{describe, essential_name, order, Extern, ExternKind};
 pub use sites::{Site, SiteKind};
 
 use crate::btf::Btf;
@@ -61,7 +61,11 @@ impl<'a> Object<'a> {
     /// Collects the extern table into `out`, in libbpf's extern order (so
     /// that `out[i].index == i`), and returns the filled part. `btf` is this
     /// object's [`Object::btf`].
-    pub fn externs<'o>(&self, btf: &Btf<'a>, out: &'o mut [Extern<'a>]) -> Result<&'o mut [Extern<'a>]> {
+    pub fn externs<'o>(
+        &self,
+        btf: &Btf<'a>,
+        out: &'o mut [Extern<'a>],
+    ) -> Result<&'o mut [Extern<'a>]> {
         externs::collect(&self.elf, btf, out)
     }
 

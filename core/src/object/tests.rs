@@ -4,11 +4,18 @@ use super::*;
 
 #[test]
 fn essential_names_follow_libbpf() {
-    assert_eq!(essential_name("bpf_iter_num_next___v2"), "bpf_iter_num_next");
+    assert_eq!(
+        essential_name("bpf_iter_num_next___v2"),
+        "bpf_iter_num_next"
+    );
     assert_eq!(essential_name("a___b"), "a");
     assert_eq!(essential_name("foo"), "foo");
     assert_eq!(essential_name("foo___"), "foo___", "empty flavor");
-    assert_eq!(essential_name("foo____x"), "foo____x", "no X___Y split: X may not end in _ nor Y start with _");
+    assert_eq!(
+        essential_name("foo____x"),
+        "foo____x",
+        "no X___Y split: X may not end in _ nor Y start with _"
+    );
     assert_eq!(essential_name("_____x"), "_____x", "X may not end in _");
     assert_eq!(essential_name("a___b___c"), "a___b", "last separator wins");
     assert_eq!(essential_name("x___"), "x___");

@@ -1,0 +1,77 @@
+//! The error type of ksymrelo-std: a core error, or an OS error with the
+//! file or operation it happened in.
+
+use std::fmt;
+use std::io;
+
+/// Anything that can go wrong when resolving on a real system.
+#[derive(Debug)]
+pub enum Error {
+    /// Malformed input or a failed resolution (names the extern).
+    Core(ksymrelo_core::Error),
+    /// A file or `bpf(2)` operation failed.
+    Io {
+        /// What was being done, e.g. "reading /proc/kallsyms".
+        context: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A request that cannot be served, e.g. typeless externs but no kallsyms.
+    Usage(String),
+}
+
+impl Error {
+    /// Wraps an OS error with context.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The core error, if this is one.
+    pub fn core(&self) -> Option<&ksymrelo_core::Error> {
+        match self {
+            Error::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// A negative errno for C callers.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Core(e) => e.errno(),
+            Error::Io { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Usage(_) => -libc::EINVAL,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Core(e) => e.fmt(f),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Usage(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Core(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            Error::Usage(_) => None,
+        }
+    }
+}
+
+impl From<ksymrelo_core::Error> for Error {
+    fn from(e: ksymrelo_core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

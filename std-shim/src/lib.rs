@@ -1,0 +1,27 @@
+//! # ksymrelo-std
+//!
+//! Everything of ksymrelo that touches the operating system: the kernel's BTF
+//! (vmlinux and modules) and kallsyms, live or from saved files, `bpf(2)`,
+//! program loading — around the allocation-free core
+//! ([`ksymrelo_core`]). All `unsafe` lives in [`sys`].
+//!
+//! ```no_run
+//! let obj = std::fs::read("prog.bpf.o")?;
+//! let relocation = ksymrelo_std::relocate(&obj, &ksymrelo_std::Kernel::live())?;
+//! print!("{}", ksymrelo_std::report::to_table(&relocation));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod kernel;
+pub mod load;
+pub mod relocate;
+pub mod report;
+pub mod sys;
+
+pub use error::{Error, Result};
+pub use kernel::Kernel;
+pub use relocate::{
+    relocate, relocate_in_place, relocate_insns, ExternReport, InsnRelocation, InsnSite,
+    RelocatedSection, Relocation,
+};

@@ -1,0 +1,146 @@
+//! Rendering a [`Relocation`] for people (a table) and for programs (JSON).
+
+use std::fmt::Write as _;
+
+use ksymrelo_core::resolve::{Outcome, Unresolved};
+use serde_json::{json, Value};
+
+use crate::relocate::{ExternReport, Relocation};
+
+/// The JSON document of `ksymrelo resolve --json`.
+///
+/// `{"externs": [...], "fd_array": [...], "sections": [{"name", "insns":
+/// [[code, dst_reg, src_reg, off, imm], ...]}]}` — every executable section,
+/// whole, one row per 8-byte slot.
+pub fn to_json(r: &Relocation) -> Value {
+    let externs: Vec<Value> = r.externs.iter().map(extern_json).collect();
+    let sections: Vec<Value> = r
+        .sections
+        .iter()
+        .map(|s| {
+            let insns: Vec<Value> = s
+                .insns
+                .iter()
+                .map(|i| json!([i.code, i.dst_reg(), i.src_reg(), i.off(), i.imm()]))
+                .collect();
+            json!({"name": s.name, "insns": insns})
+        })
+        .collect();
+    json!({"externs": externs, "fd_array": r.fd_array, "sections": sections})
+}
+
+fn extern_json(e: &ExternReport) -> Value {
+    let (btf_id, btf_obj_fd, slot, addr) = match e.resolution.outcome {
+        Outcome::Btf {
+            btf_id,
+            btf_obj_fd,
+            fd_array_slot,
+            ..
+        } => (
+            json!(btf_id),
+            json!(btf_obj_fd),
+            json!(fd_array_slot),
+            Value::Null,
+        ),
+        Outcome::Address { addr } => (
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            json!(format!("{addr:#x}")),
+        ),
+        Outcome::Unresolved(_) => (Value::Null, Value::Null, Value::Null, Value::Null),
+    };
+    json!({
+        "name": e.name,
+        "kind": e.kind.as_str(),
+        "weak": e.weak,
+        "resolved": e.resolution.is_resolved(),
+        "btf_id": btf_id,
+        "btf_obj_fd": btf_obj_fd,
+        "fd_array_slot": slot,
+        "addr": addr,
+        "module": e.module,
+        "sites": e.sites,
+    })
+}
+
+/// A table, one row per extern: name, kind, weak, outcome.
+pub fn to_table(r: &Relocation) -> String {
+    let rows: Vec<[String; 4]> = r
+        .externs
+        .iter()
+        .map(|e| {
+            let outcome = match e.resolution.outcome {
+                Outcome::Btf {
+                    btf_id,
+                    btf_obj_fd,
+                    fd_array_slot,
+                    ..
+                } => {
+                    let obj = match &e.module {
+                        Some(m) => format!("{m} (btf fd {btf_obj_fd})"),
+                        None => "vmlinux".to_owned(),
+                    };
+                    let slot = if e.kind == ksymrelo_core::object::ExternKind::Kfunc
+                        && fd_array_slot != 0
+                    {
+                        format!(", fd_array[{fd_array_slot}]")
+                    } else {
+                        String::new()
+                    };
+                    format!("btf id {btf_id} in {obj}{slot}")
+                }
+                Outcome::Address { addr } => match &e.module {
+                    Some(m) => format!("address {addr:#x} [{m}]"),
+                    None => format!("address {addr:#x}"),
+                },
+                Outcome::Unresolved(Unresolved::NotFound) => "not found: 0 (weak)".to_owned(),
+                Outcome::Unresolved(Unresolved::Incompatible) => {
+                    "incompatible prototype: 0 (weak)".to_owned()
+                }
+                Outcome::Unresolved(Unresolved::Kconfig) => {
+                    "kconfig: left to the loader".to_owned()
+                }
+            };
+            [
+                e.name.clone(),
+                e.kind.as_str().to_owned(),
+                if e.weak { "weak" } else { "strong" }.to_owned(),
+                format!(
+                    "{outcome} ({} site{})",
+                    e.sites,
+                    if e.sites == 1 { "" } else { "s" }
+                ),
+            ]
+        })
+        .collect();
+    let header = ["EXTERN", "KIND", "BINDING", "OUTCOME"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 4]| {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    };
+    line(header);
+    for row in &rows {
+        line([&row[0], &row[1], &row[2], &row[3]]);
+    }
+    if !r.fd_array.is_empty() {
+        let _ = writeln!(out, "fd_array: {:?}", r.fd_array);
+    }
+    out
+}
