@@ -1,0 +1,163 @@
+//! Kernel end-to-end: each runnable fixture relocated by ksymrelo, loaded
+//! into the running kernel with its fd_array, run with BPF_PROG_TEST_RUN;
+//! what the program writes into its context is checked against
+//! /proc/kallsyms and the expected computation.
+
+use std::os::fd::AsFd;
+
+use ksymrelo_core::insn::{CALL, PSEUDO_KFUNC_CALL};
+use ksymrelo_std::load::{load_program, LoadOptions};
+use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
+use ksymrelo_std::{relocate, Kernel, Relocation};
+use ksymrelo_tests::{fixture_bytes, kallsyms_addr, kernel_usable, live_kernel_files};
+
+/// Relocates `fixture` against the running kernel, loads its `syscall`
+/// section and runs it over a context of u64 words (`ctx_in`).
+fn run(fixture: &str, ctx_in: &[u64]) -> (Relocation, Vec<u64>) {
+    let r = relocate(&fixture_bytes(fixture), &Kernel::live()).unwrap();
+    let insns = &r.section("syscall").expect("a syscall section").insns;
+    let prog = load_program(
+        insns,
+        &r.fd_array,
+        &LoadOptions {
+            prog_type: BPF_PROG_TYPE_SYSCALL,
+            license: c"GPL",
+            prog_flags: BPF_F_SLEEPABLE,
+            expected_attach_type: 0,
+            name: Some("ksymrelo_e2e"),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    let mut ctx: Vec<u8> = ctx_in.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let result = prog_test_run(prog.as_fd(), Some(&mut ctx)).unwrap();
+    assert_eq!(result.retval, 0, "{fixture} returned {}", result.retval);
+    let words = ctx
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (r, words)
+}
+
+fn gate(test: &str) -> bool {
+    kernel_usable(test) && live_kernel_files(test)
+}
+
+#[test]
+fn typeless_addresses_match_kallsyms() {
+    if !gate("typeless_addresses_match_kallsyms") {
+        return;
+    }
+    let (_, c) = run("typeless.bpf.o", &[0; 10]);
+    let names = [
+        "vfs_read",
+        "vfs_write",
+        "schedule",
+        "kfree",
+        "vfs_open",
+        "ksys_read",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(c[i], kallsyms_addr(name), "{name}");
+    }
+    assert_eq!(c[6], 0, "weak missing typeless is 0");
+    assert_eq!(c[7], kallsyms_addr("vfs_read"), "second vfs_read site");
+    assert_eq!(c[8], kallsyms_addr("vfs_read"), "third vfs_read site");
+}
+
+#[test]
+fn kfuncs_run_with_weak_and_flavored_externs() {
+    if !gate("kfuncs_run_with_weak_and_flavored_externs") {
+        return;
+    }
+    let (r, c) = run(
+        "kfuncs.bpf.o",
+        &[0, 0, 0, 0, 0, u64::from(std::process::id())],
+    );
+    assert_eq!(c[0] as i64, 45, "sum 0..10 through bpf_iter_num_*");
+    assert_eq!(c[1] as i64, 10, "sum 0..5 through the ___ksymrelo flavor");
+    assert_eq!(c[2], 1, "bpf_task_from_pid found this process");
+    assert_eq!(c[3], 1, "weak bpf_rcu_read_lock exists");
+    assert_eq!(c[4], 0, "weak missing kfunc not called");
+    assert!(r.fd_array.is_empty(), "vmlinux kfuncs need no fd_array");
+    // The flavored extern resolved to the same kernel function.
+    let id = |n: &str| match r.extern_named(n).unwrap().resolution.outcome {
+        ksymrelo_core::resolve::Outcome::Btf { btf_id, .. } => btf_id,
+        o => panic!("{n}: {o:?}"),
+    };
+    assert_eq!(id("bpf_iter_num_next___ksymrelo"), id("bpf_iter_num_next"));
+    // The missing weak kfunc's call is poisoned with its extern index.
+    let missing = r
+        .extern_named("ksymrelo_missing_kfunc")
+        .unwrap()
+        .resolution
+        .index;
+    let insns = &r.section("syscall").unwrap().insns;
+    let poisoned = insns
+        .iter()
+        .filter(|i| i.code == CALL && i.imm() == 2_002_000_000 + missing as i32)
+        .count();
+    assert_eq!(poisoned, 1);
+    assert!(insns
+        .iter()
+        .any(|i| i.code == CALL && i.src_reg() == PSEUDO_KFUNC_CALL));
+}
+
+#[test]
+fn mixed_fixture_runs() {
+    if !gate("mixed_fixture_runs") {
+        return;
+    }
+    let (_, c) = run(
+        "mixed.bpf.o",
+        &[0, 0, 0, 0, 0, 0, 0, 0, u64::from(std::process::id())],
+    );
+    let names = [
+        "vfs_read",
+        "vfs_write",
+        "schedule",
+        "kfree",
+        "do_sys_open",
+        "bpf_prog_put",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(c[i], kallsyms_addr(name), "{name}");
+    }
+    assert_eq!(c[6] as i64, 190);
+    assert_eq!(c[7], 1);
+}
+
+#[test]
+fn typed_vars_resolve_to_vmlinux_btf_ids() {
+    if !live_kernel_files("typed_vars_resolve_to_vmlinux_btf_ids") {
+        return;
+    }
+    // This kernel's verifier refuses typed variables (no data symbols in
+    // kallsyms), so check the instructions against the BTF instead.
+    let r = relocate(&fixture_bytes("typed.bpf.o"), &Kernel::live()).unwrap();
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let btf = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
+    let insns = &r.section("syscall").unwrap().insns;
+    for site in &r.sites {
+        let e = &r.externs[site.extern_idx as usize];
+        let i = site.insn_idx as usize;
+        match e.name.as_str() {
+            "ksymrelo_no_such_var" => {
+                assert_eq!(
+                    (insns[i].src_reg(), insns[i].imm(), insns[i + 1].imm()),
+                    (0, 0, 0)
+                );
+            }
+            name => {
+                let id = btf
+                    .find_by_name_kind(name.as_bytes(), ksymrelo_core::btf::Kind::Var)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    (insns[i].src_reg(), insns[i].imm(), insns[i + 1].imm()),
+                    (3, id as i32, 0),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
