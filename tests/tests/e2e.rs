@@ -161,3 +161,12 @@ fn typed_vars_resolve_to_vmlinux_btf_ids() {
         }
     }
 }
+
+#[test]
+fn weak_kfuncs_present_run_absent_are_skipped() {
+    if !gate("weak_kfuncs_present_run_absent_are_skipped") {
+        return;
+    }
+    let (_, c) = run("weak_kfuncs.bpf.o", &[0; 3]);
+    assert_eq!(c, [1, 0, 3]);
+}

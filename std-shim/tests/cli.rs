@@ -1,0 +1,191 @@
+//! The `ksymrelo` command: JSON and table output on the fixtures, and the
+//! errors it reports (non-zero exit, a message naming the extern).
+
+use std::process::Command;
+
+fn fixture(name: &str) -> String {
+    format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn live() -> bool {
+    let ok = std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok()
+        && std::fs::read_to_string("/proc/kallsyms").is_ok_and(|t| {
+            t.lines()
+                .next()
+                .is_some_and(|l| !l.starts_with("0000000000000000"))
+        });
+    if !ok {
+        assert!(
+            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "kernel files unavailable but KSYMRELO_REQUIRE_KERNEL=1"
+        );
+        eprintln!("SKIP: no /sys/kernel/btf/vmlinux or kallsyms addresses");
+    }
+    ok
+}
+
+fn ksymrelo(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ksymrelo"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_has_externs_fd_array_and_whole_sections() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&["resolve", &fixture("mixed.bpf.o"), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let externs = v["externs"].as_array().unwrap();
+    assert_eq!(externs.len(), 11);
+    let kinds: Vec<&str> = externs
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "typeless").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| **k == "func").count(), 5);
+    for e in externs {
+        assert_eq!(e["resolved"], true);
+        for key in [
+            "name",
+            "kind",
+            "weak",
+            "btf_id",
+            "btf_obj_fd",
+            "fd_array_slot",
+            "addr",
+            "module",
+        ] {
+            assert!(e.get(key).is_some(), "missing {key}");
+        }
+    }
+    assert_eq!(v["fd_array"], serde_json::json!([]));
+    // Every executable section, whole: as many rows as 8-byte slots.
+    let data = std::fs::read(fixture("mixed.bpf.o")).unwrap();
+    let obj = ksymrelo_core::object::Object::parse(&data).unwrap();
+    let exec: Vec<_> = obj.exec_sections().map(|s| s.unwrap()).collect();
+    let sections = v["sections"].as_array().unwrap();
+    assert_eq!(sections.len(), exec.len());
+    for (s, e) in sections.iter().zip(&exec) {
+        assert_eq!(s["name"].as_str().unwrap().as_bytes(), e.name);
+        assert_eq!(
+            s["insns"].as_array().unwrap().len(),
+            e.file_range().len() / 8
+        );
+    }
+    let vfs_read = externs.iter().find(|e| e["name"] == "vfs_read").unwrap();
+    assert!(vfs_read["addr"].as_str().unwrap().starts_with("0xffff"));
+}
+
+#[test]
+fn table_lists_every_extern_with_its_outcome() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o")]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("EXTERN"), "{text}");
+    assert_eq!(text.lines().count(), 1 + 9, "{text}");
+    assert!(
+        text.contains("ksymrelo_missing_kfunc") && text.contains("not found: 0 (weak)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("bpf_iter_num_new ") && l.contains("btf id")),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_exit_non_zero_and_name_the_extern() {
+    if !live() {
+        return;
+    }
+    let cases = [
+        (
+            "err_strong_missing.bpf.o",
+            "extern 'ksymrelo_strong_missing' (strong): not resolved",
+        ),
+        (
+            "err_ambiguous.bpf.o",
+            "extern (ksym) 'init_once': resolution is ambiguous: 0x",
+        ),
+        (
+            "err_var_type.bpf.o",
+            "extern (var ksym) 'bpf_prog_active': incompatible types",
+        ),
+        (
+            "err_kfunc_proto.bpf.o",
+            "extern (func ksym) 'bpf_iter_num_new': func_proto",
+        ),
+        (
+            "err_kfunc_fwd.bpf.o",
+            "extern (func ksym) 'bpf_task_release': func_proto",
+        ),
+    ];
+    for (obj, msg) in cases {
+        let out = ksymrelo(&["resolve", &fixture(obj), "--json"]);
+        assert!(!out.status.success(), "{obj} succeeded");
+        assert!(out.stdout.is_empty(), "{obj}: nothing on stdout");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{obj}: {err}");
+    }
+}
+
+#[test]
+fn offline_btf_without_kallsyms_refuses_typeless_ksyms_clearly() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&[
+        "resolve",
+        &fixture("typeless.bpf.o"),
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kallsyms"));
+    // With a saved kallsyms it works, and kfunc-only objects need none.
+    let saved = std::env::temp_dir().join(format!("ksymrelo-kallsyms-{}", std::process::id()));
+    std::fs::write(&saved, std::fs::read("/proc/kallsyms").unwrap()).unwrap();
+    let out = ksymrelo(&[
+        "resolve",
+        &fixture("typeless.bpf.o"),
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+        "--kallsyms",
+        saved.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&saved).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ksymrelo(&[
+        "resolve",
+        &fixture("kfuncs.bpf.o"),
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+    ]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn garbage_input_is_an_error_not_a_crash() {
+    let path = std::env::temp_dir().join(format!("ksymrelo-garbage-{}", std::process::id()));
+    std::fs::write(&path, b"\x7fELF\x02\x01\x01 definitely not an object").unwrap();
+    let out = ksymrelo(&["resolve", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ksymrelo:"));
+}

@@ -1,0 +1,151 @@
+//! The extern tables and sites of the fixtures, as the core reads them from
+//! the ELF objects (no kernel involved).
+
+use ksymrelo_core::object::{Extern, ExternKind, Object, Site, SiteKind};
+use ksymrelo_tests::fixture_bytes;
+
+/// (name, kind, weak, number of sites, site kinds) in libbpf's extern order.
+type Row = (&'static str, ExternKind, bool, &'static [SiteKind]);
+
+fn check(fixture: &str, expected: &[Row]) {
+    let data = fixture_bytes(fixture);
+    let obj = Object::parse(&data).unwrap();
+    let btf = obj.btf().unwrap();
+    let mut externs = vec![Extern::default(); obj.extern_count()];
+    let externs = obj.externs(&btf, &mut externs).unwrap();
+    let mut sites = vec![Site::default(); obj.max_site_count().unwrap()];
+    let sites = obj.sites(externs, &mut sites).unwrap();
+    let got: Vec<(&str, ExternKind, bool, Vec<SiteKind>)> = externs
+        .iter()
+        .map(|e| {
+            let kinds = sites
+                .iter()
+                .filter(|s| s.extern_idx == e.index)
+                .map(|s| s.kind)
+                .collect();
+            (e.name, e.kind, e.weak, kinds)
+        })
+        .collect();
+    let want: Vec<(&str, ExternKind, bool, Vec<SiteKind>)> = expected
+        .iter()
+        .map(|(n, k, w, s)| (*n, *k, *w, s.to_vec()))
+        .collect();
+    assert_eq!(got, want, "{fixture}");
+    for (i, e) in externs.iter().enumerate() {
+        assert_eq!(e.index as usize, i);
+        match e.kind {
+            ExternKind::Typeless => assert_eq!(e.type_id, 0),
+            _ => assert_ne!(e.type_id, 0, "{}", e.name),
+        }
+    }
+    // Every site points at its instruction kind inside an executable section.
+    for s in sites.iter() {
+        let section = obj.elf().section(s.section).unwrap();
+        assert!(section.is_exec());
+        let insn = obj.insns(&section).unwrap()[s.insn_idx as usize];
+        assert_eq!(insn.is_call(), s.kind == SiteKind::Call);
+    }
+}
+
+use ExternKind::{Kfunc, Typed, Typeless};
+use SiteKind::{Call, Ld64};
+
+#[test]
+fn typeless_fixture() {
+    check(
+        "typeless.bpf.o",
+        &[
+            ("kfree", Typeless, false, &[Ld64]),
+            ("ksymrelo_no_such_symbol", Typeless, true, &[Ld64]),
+            ("ksys_read", Typeless, false, &[Ld64]),
+            ("schedule", Typeless, false, &[Ld64]),
+            ("vfs_open", Typeless, false, &[Ld64]),
+            ("vfs_read", Typeless, false, &[Ld64, Ld64, Ld64]),
+            ("vfs_write", Typeless, false, &[Ld64]),
+        ],
+    );
+}
+
+#[test]
+fn kfuncs_fixture() {
+    check(
+        "kfuncs.bpf.o",
+        &[
+            ("bpf_iter_num_destroy", Kfunc, false, &[Call, Call]),
+            ("bpf_iter_num_new", Kfunc, false, &[Call, Call]),
+            ("bpf_iter_num_next", Kfunc, false, &[Call, Call]),
+            ("bpf_iter_num_next___ksymrelo", Kfunc, false, &[Call, Call]),
+            ("bpf_rcu_read_lock", Kfunc, true, &[Ld64, Call]),
+            ("bpf_rcu_read_unlock", Kfunc, true, &[Ld64, Call]),
+            ("bpf_task_from_pid", Kfunc, false, &[Call]),
+            ("bpf_task_release", Kfunc, false, &[Call]),
+            ("ksymrelo_missing_kfunc", Kfunc, true, &[Ld64, Call]),
+        ],
+    );
+    let data = fixture_bytes("kfuncs.bpf.o");
+    let obj = Object::parse(&data).unwrap();
+    let btf = obj.btf().unwrap();
+    let mut externs = vec![Extern::default(); obj.extern_count()];
+    let externs = obj.externs(&btf, &mut externs).unwrap();
+    let flavored = externs
+        .iter()
+        .find(|e| e.name == "bpf_iter_num_next___ksymrelo")
+        .unwrap();
+    assert_eq!(flavored.essential_name, "bpf_iter_num_next");
+    assert_eq!(flavored.lookup_name(), "bpf_iter_num_next");
+}
+
+#[test]
+fn typed_fixture() {
+    check(
+        "typed.bpf.o",
+        &[
+            ("bpf_prog_active", Typed, false, &[Ld64]),
+            ("ksymrelo_no_such_var", Typed, true, &[Ld64]),
+            ("process_counts", Typed, true, &[Ld64]),
+            ("runqueues", Typed, false, &[Ld64]),
+        ],
+    );
+}
+
+#[test]
+fn modules_fixture() {
+    check(
+        "modules.bpf.o",
+        &[
+            ("bpf_task_release", Kfunc, false, &[Call]),
+            ("ksymrelo_absent_kfunc", Kfunc, true, &[Ld64, Call]),
+            ("ksymrelo_mod_kfunc", Kfunc, false, &[Call]),
+            ("ksymrelo_mod_kfunc2", Kfunc, false, &[Call]),
+            ("ksymrelo_mod_var", Typed, false, &[Ld64]),
+            ("ksymrelo_other_kfunc", Kfunc, false, &[Call]),
+        ],
+    );
+}
+
+#[test]
+fn a_site_at_another_opcode_is_an_error_naming_section_and_index() {
+    let mut data = fixture_bytes("typeless.bpf.o");
+    // Turn the first ld_imm64 of the syscall section into a `mov`.
+    let (off, name) = {
+        let obj = Object::parse(&data).unwrap();
+        let s = obj.elf().section_by_name(b"syscall").unwrap().unwrap();
+        let insns = obj.insns(&s).unwrap();
+        let i = insns.iter().position(|i| i.is_ld_imm64()).unwrap();
+        (s.file_range().start + i * 8, i)
+    };
+    data[off] = 0xb7;
+    let obj = Object::parse(&data).unwrap();
+    let btf = obj.btf().unwrap();
+    let mut externs = vec![Extern::default(); obj.extern_count()];
+    let externs = obj.externs(&btf, &mut externs).unwrap();
+    let mut sites = vec![Site::default(); obj.max_site_count().unwrap()];
+    let err = obj.sites(externs, &mut sites).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("section 'syscall'")
+            && msg.contains(&format!("insn #{name}"))
+            && msg.contains("0xb7"),
+        "{msg}"
+    );
+}
