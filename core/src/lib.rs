@@ -21,6 +21,9 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Errors own the names they report (no allocation, no borrow of the
+// input), so they are large; they are built only on the failure path.
+#![allow(clippy::result_large_err)]
 
 pub mod btf;
 pub mod elf;

@@ -44,10 +44,8 @@ fn exercise_btf(data: &[u8]) {
 
 fn exercise_object(data: &[u8]) {
     let Ok(obj) = Object::parse(data) else { return };
-    for s in obj.exec_sections() {
-        if let Ok(s) = s {
-            let _ = obj.insns(&s);
-        }
+    for s in obj.exec_sections().flatten() {
+        let _ = obj.insns(&s);
     }
     let Ok(btf) = obj.btf() else { return };
     let mut externs = vec![Extern::default(); obj.extern_count()];

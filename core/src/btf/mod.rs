@@ -105,7 +105,7 @@ impl<'a> Btf<'a> {
             pos += len;
             count += 1;
         }
-        let index = index.map(|index| &index[..count as usize]);
+        let index: Option<&'a [u32]> = index.map(|index| &index[..count as usize]);
         Ok(Btf {
             types: sections.types,
             strings: Strings {
@@ -115,7 +115,7 @@ impl<'a> Btf<'a> {
             base,
             start_id,
             count,
-            index: index.map(|i| &*i),
+            index,
         })
     }
 
