@@ -231,6 +231,25 @@ impl<'a> Btf<'a> {
         Ok(found[0])
     }
 
+    fn match_batch(
+        &self,
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+        name: &[u8],
+        ty: &Type<'_>,
+        missing: &mut usize,
+    ) -> usize {
+        let mut n = 0;
+        for (i, (want, kind)) in wanted.iter().enumerate() {
+            if found[i].is_none() && *kind == ty.kind() && *want == name {
+                found[i] = Some(ty.id());
+                n += 1;
+                *missing -= 1;
+            }
+        }
+        n
+    }
+
     /// Looks up a batch of `(name, kind)` pairs among this blob's own types in
     /// one pass; `found[i]` receives the first matching id for `wanted[i]`
     /// (entries already `Some` are kept). Returns how many are now found.
@@ -245,33 +264,50 @@ impl<'a> Btf<'a> {
                 capacity: found.len(),
             });
         }
+        // Prefilters: the kinds wanted, and a bitset over a hash of the
+        // first two bytes of the names wanted. A candidate name is then
+        // compared in place (bytes then NUL), without scanning for its end.
         let mut kinds = 0u32;
-        let mut lengths = [0u64; 4];
+        let mut prefixes = [0u64; 16];
         let mut missing = 0usize;
         for (i, (name, kind)) in wanted.iter().enumerate() {
             if found[i].is_none() {
                 missing += 1;
                 kinds |= 1 << (*kind as u8);
-                let len = name.len().min(255);
-                lengths[len / 64] |= 1 << (len % 64);
+                let key = prefix_key(name.first().copied(), name.get(1).copied());
+                prefixes[key / 64] |= 1 << (key % 64);
             }
         }
         let mut done = wanted.len() - missing;
         if missing == 0 {
             return Ok(done);
         }
+        let own = self.strings.bytes;
         for ty in self.own_types() {
             let ty = ty?;
             if kinds & (1 << (ty.kind() as u8)) == 0 {
                 continue;
             }
-            let name = self.name(&ty)?;
-            let len = name.len().min(255);
-            if lengths[len / 64] & (1 << (len % 64)) == 0 {
+            let off = ty.name_off();
+            let Some(local) = off.checked_sub(self.strings.start).map(|l| l as usize) else {
+                // A name in the base's strings: take the slow path.
+                let name = self.name(&ty)?;
+                done += self.match_batch(wanted, found, name, &ty, &mut missing);
+                if missing == 0 {
+                    break;
+                }
+                continue;
+            };
+            let key = prefix_key(own.get(local).copied(), own.get(local + 1).copied());
+            if prefixes[key / 64] & (1 << (key % 64)) == 0 {
                 continue;
             }
             for (i, (want, kind)) in wanted.iter().enumerate() {
-                if found[i].is_none() && *kind == ty.kind() && *want == name {
+                if found[i].is_none()
+                    && *kind == ty.kind()
+                    && own.get(local..local + want.len()) == Some(want)
+                    && own.get(local + want.len()) == Some(&0)
+                {
                     found[i] = Some(ty.id());
                     done += 1;
                     missing -= 1;
@@ -283,6 +319,15 @@ impl<'a> Btf<'a> {
         }
         Ok(done)
     }
+}
+
+/// Hash of a name's first two bytes into 0..1024 (a missing byte counts as 0,
+/// which is also what the NUL terminator reads as).
+fn prefix_key(b0: Option<u8>, b1: Option<u8>) -> usize {
+    let b0 = usize::from(b0.unwrap_or(0));
+    // A one-byte name is followed by its NUL.
+    let b1 = if b0 == 0 { 0 } else { usize::from(b1.unwrap_or(0)) };
+    (b0 * 31 + b1) & 1023
 }
 
 /// Iterator over the types of one BTF blob, see [`Btf::own_types`].

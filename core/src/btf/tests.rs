@@ -371,3 +371,31 @@ fn real_vmlinux_btf() {
     // Every FUNC_PROTO is compatible with itself.
     assert!(types_are_compat(&btf, f.type_id(), &btf, f.type_id()).unwrap());
 }
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn batch_lookup_agrees_with_a_naive_scan_on_vmlinux() {
+    let Some(data) = vmlinux() else { return };
+    let btf = Btf::parse(&data).unwrap();
+    // Every 500th named VAR/FUNC, plus names that exist under another kind.
+    let mut wanted: Vec<(Vec<u8>, Kind)> = Vec::new();
+    for (n, ty) in btf.own_types().map(|t| t.unwrap()).filter(|t| matches!(t.kind(), Kind::Func | Kind::Var)).enumerate() {
+        if n % 500 == 0 {
+            wanted.push((btf.name(&ty).unwrap().to_vec(), ty.kind()));
+        }
+    }
+    wanted.push((b"task_struct".to_vec(), Kind::Func));
+    wanted.push((b"a".to_vec(), Kind::Func));
+    wanted.push((b"".to_vec(), Kind::Var));
+    let pairs: Vec<(&[u8], Kind)> = wanted.iter().map(|(n, k)| (&n[..], *k)).collect();
+    let mut found = std::vec![None; pairs.len()];
+    btf.find_own_batch(&pairs, &mut found).unwrap();
+    for ((name, kind), got) in pairs.iter().zip(&found) {
+        let naive = btf
+            .own_types()
+            .map(|t| t.unwrap())
+            .find(|t| t.kind() == *kind && btf.name(t).unwrap() == *name)
+            .map(|t| t.id());
+        assert_eq!(*got, naive, "{:?}", std::string::String::from_utf8_lossy(name));
+    }
+}
