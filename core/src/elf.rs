@@ -224,15 +224,11 @@ impl<'a> Elf<'a> {
         let headers: &[SectionHeader] = read::pod_slice(data, shoff, shnum, "ELF section headers")?;
         for (i, sh) in headers.iter().enumerate() {
             if sh.sh_type.get() != SHT_NOBITS {
-                read::bytes64(
-                    data,
-                    sh.sh_offset.get(),
-                    sh.sh_size.get(),
-                    "ELF section contents",
-                )
-                .map_err(|_| Error::Malformed {
-                    what: "ELF section offset/size",
-                    offset: shoff + i * core::mem::size_of::<SectionHeader>(),
+                read::bytes64(data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents").map_err(|_| {
+                    Error::Malformed {
+                        what: "ELF section offset/size",
+                        offset: shoff + i * core::mem::size_of::<SectionHeader>(),
+                    }
                 })?;
             }
         }
@@ -277,21 +273,14 @@ impl<'a> Elf<'a> {
     }
 
     fn header(&self, index: u32) -> Result<&'a SectionHeader> {
-        self.headers
-            .get(index as usize)
-            .ok_or(Error::SectionIndex { index })
+        self.headers.get(index as usize).ok_or(Error::SectionIndex { index })
     }
 
     fn section_data(&self, sh: &SectionHeader) -> Result<&'a [u8]> {
         if sh.sh_type.get() == SHT_NOBITS {
             return Ok(&[]);
         }
-        read::bytes64(
-            self.data,
-            sh.sh_offset.get(),
-            sh.sh_size.get(),
-            "ELF section contents",
-        )
+        read::bytes64(self.data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents")
     }
 
     /// Number of sections (including the null section 0).
@@ -302,16 +291,11 @@ impl<'a> Elf<'a> {
     /// The section at `index`.
     pub fn section(&self, index: u32) -> Result<Section<'a>> {
         let header = self.header(index)?;
-        let name =
-            read::cstr(self.shstrtab, header.sh_name.get() as usize).ok_or(Error::Malformed {
-                what: "ELF section name offset",
-                offset: header.sh_name.get() as usize,
-            })?;
-        Ok(Section {
-            index,
-            header,
-            name,
-        })
+        let name = read::cstr(self.shstrtab, header.sh_name.get() as usize).ok_or(Error::Malformed {
+            what: "ELF section name offset",
+            offset: header.sh_name.get() as usize,
+        })?;
+        Ok(Section { index, header, name })
     }
 
     /// All sections, in index order.

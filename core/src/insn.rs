@@ -38,9 +38,7 @@ pub const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
 /// The struct has alignment 1, so any byte buffer can be viewed as
 /// instructions without copying; C callers' `struct bpf_insn *` (alignment 4)
 /// are checked for alignment at the FFI boundary.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct Insn {
     /// Opcode.
@@ -179,10 +177,7 @@ mod tests {
     fn layout_matches_struct_bpf_insn() {
         assert_eq!(core::mem::size_of::<Insn>(), 8);
         let insn = Insn::new(CALL, 1, PSEUDO_KFUNC_CALL, -2, 0x1234_5678);
-        assert_eq!(
-            insn.as_bytes(),
-            &[0x85, 0x21, 0xfe, 0xff, 0x78, 0x56, 0x34, 0x12]
-        );
+        assert_eq!(insn.as_bytes(), &[0x85, 0x21, 0xfe, 0xff, 0x78, 0x56, 0x34, 0x12]);
         assert_eq!(insn.dst_reg(), 1);
         assert_eq!(insn.src_reg(), 2);
         assert!(insn.is_call());
@@ -190,10 +185,7 @@ mod tests {
 
     #[test]
     fn odd_length_is_an_error() {
-        assert_eq!(
-            insns(&[0u8; 12]).unwrap_err(),
-            Error::InsnBufferLength { len: 12 }
-        );
+        assert_eq!(insns(&[0u8; 12]).unwrap_err(), Error::InsnBufferLength { len: 12 });
         assert_eq!(insns(&[0u8; 16]).unwrap().len(), 2);
     }
 
@@ -202,10 +194,7 @@ mod tests {
         let buf = [0u32; 5];
         let bytes = buf.as_bytes();
         assert!(insns_aligned(&bytes[..16]).is_ok());
-        assert_eq!(
-            insns_aligned(&bytes[1..17]).unwrap_err(),
-            Error::InsnBufferMisaligned
-        );
+        assert_eq!(insns_aligned(&bytes[1..17]).unwrap_err(), Error::InsnBufferMisaligned);
         // Our own view accepts any alignment.
         assert_eq!(insns(&bytes[1..17]).unwrap().len(), 2);
     }

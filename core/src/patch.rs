@@ -14,18 +14,14 @@
 
 use crate::elf::Elf;
 use crate::error::{Error, Result};
-use crate::insn::{
-    self, Insn, CALL, INSN_SIZE, POISON_CALL_KFUNC_BASE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL,
-};
+use crate::insn::{self, Insn, CALL, INSN_SIZE, POISON_CALL_KFUNC_BASE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
 use crate::object::{ExternKind, Site, SiteKind};
 use crate::resolve::{Outcome, Resolution};
 
 fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result<()> {
-    let r = resolutions
-        .get(site.extern_idx as usize)
-        .ok_or(Error::Mismatch {
-            what: "site refers to an extern index past the resolutions",
-        })?;
+    let r = resolutions.get(site.extern_idx as usize).ok_or(Error::Mismatch {
+        what: "site refers to an extern index past the resolutions",
+    })?;
     if r.index != site.extern_idx {
         return Err(Error::Mismatch {
             what: "resolutions are not in extern-table order",
@@ -55,12 +51,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
     }
     let i = site.insn_idx as usize;
     match (site.kind, r.outcome) {
-        (
-            SiteKind::Ld64,
-            Outcome::Btf {
-                btf_id, btf_obj_fd, ..
-            },
-        ) => {
+        (SiteKind::Ld64, Outcome::Btf { btf_id, btf_obj_fd, .. }) => {
             insns[i].set_src_reg(PSEUDO_BTF_ID);
             insns[i].set_imm(btf_id as i32);
             insns[i + 1].set_imm(btf_obj_fd);
@@ -76,9 +67,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
         (
             SiteKind::Call,
             Outcome::Btf {
-                btf_id,
-                fd_array_slot,
-                ..
+                btf_id, fd_array_slot, ..
             },
         ) => {
             insns[i].set_src_reg(PSEUDO_KFUNC_CALL);
@@ -93,13 +82,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
             insns[i].set_off(0);
         }
         (SiteKind::Call, Outcome::Unresolved(_)) => {
-            insns[i] = Insn::new(
-                CALL,
-                0,
-                0,
-                0,
-                POISON_CALL_KFUNC_BASE.wrapping_add(r.index as i32),
-            );
+            insns[i] = Insn::new(CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE.wrapping_add(r.index as i32));
         }
     }
 }
@@ -122,12 +105,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
 /// assert_eq!(insns[0].imm(), 0x8100_0000u32 as i32);
 /// assert_eq!(insns[1].imm(), -1);
 /// ```
-pub fn patch_section(
-    insns: &mut [Insn],
-    section: u32,
-    sites: &[Site],
-    resolutions: &[Resolution],
-) -> Result<()> {
+pub fn patch_section(insns: &mut [Insn], section: u32, sites: &[Site], resolutions: &[Resolution]) -> Result<()> {
     let mine = || sites.iter().filter(move |s| s.section == section);
     for site in mine() {
         check_site(insns, site, resolutions)?;
@@ -227,20 +205,8 @@ mod tests {
         };
         let rs = [
             res(ExternKind::Typed, false, 0, btf),
-            res(
-                ExternKind::Typeless,
-                false,
-                1,
-                Outcome::Address {
-                    addr: 0x1_2345_6789,
-                },
-            ),
-            res(
-                ExternKind::Kfunc,
-                true,
-                2,
-                Outcome::Unresolved(Unresolved::NotFound),
-            ),
+            res(ExternKind::Typeless, false, 1, Outcome::Address { addr: 0x1_2345_6789 }),
+            res(ExternKind::Kfunc, true, 2, Outcome::Unresolved(Unresolved::NotFound)),
             res(ExternKind::Kfunc, false, 3, btf),
         ];
         let sites = [
@@ -269,12 +235,7 @@ mod tests {
             Insn::new(EXIT_CODE, 0, 0, 0, 0),
         ];
         let before = insns;
-        let rs = [res(
-            ExternKind::Typeless,
-            false,
-            0,
-            Outcome::Address { addr: 1 },
-        )];
+        let rs = [res(ExternKind::Typeless, false, 0, Outcome::Address { addr: 1 })];
         let sites = [site(0, 0, SiteKind::Ld64), site(2, 0, SiteKind::Ld64)];
         assert!(patch_section(&mut insns, 1, &sites, &rs).is_err());
         assert_eq!(insns, before);

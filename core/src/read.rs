@@ -6,24 +6,13 @@ use zerocopy::{FromBytes, Immutable, KnownLayout};
 use crate::error::{Error, Result};
 
 /// `data[offset..offset + len]`, or a `Truncated` error naming `what`.
-pub(crate) fn bytes<'a>(
-    data: &'a [u8],
-    offset: usize,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a [u8]> {
+pub(crate) fn bytes<'a>(data: &'a [u8], offset: usize, len: usize, what: &'static str) -> Result<&'a [u8]> {
     let end = offset.checked_add(len).ok_or(Error::Overflow { what })?;
-    data.get(offset..end)
-        .ok_or(Error::Truncated { what, offset })
+    data.get(offset..end).ok_or(Error::Truncated { what, offset })
 }
 
 /// Same as [`bytes`] for 64-bit (file) offsets and lengths.
-pub(crate) fn bytes64<'a>(
-    data: &'a [u8],
-    offset: u64,
-    len: u64,
-    what: &'static str,
-) -> Result<&'a [u8]> {
+pub(crate) fn bytes64<'a>(data: &'a [u8], offset: u64, len: u64, what: &'static str) -> Result<&'a [u8]> {
     let offset = usize::try_from(offset).map_err(|_| Error::Overflow { what })?;
     let len = usize::try_from(len).map_err(|_| Error::Overflow { what })?;
     bytes(data, offset, len, what)

@@ -156,9 +156,7 @@ impl<'b> FdArray<'b> {
             return Ok(i as u16 + 1);
         }
         if self.len == FD_ARRAY_MAX {
-            return Err(Error::FdArrayFull {
-                name: Name::from(name),
-            });
+            return Err(Error::FdArrayFull { name: Name::from(name) });
         }
         let needed = self.len.max(1) + 1;
         if needed > self.slots.len() {
@@ -256,13 +254,7 @@ pub fn resolve(
     let mut start = 0;
     while start < externs.len() {
         let end = (start + BATCH).min(externs.len());
-        resolve_btf_batch(
-            &externs[start..end],
-            local,
-            kernel,
-            fd_array,
-            &mut out[start..end],
-        )?;
+        resolve_btf_batch(&externs[start..end], local, kernel, fd_array, &mut out[start..end])?;
         start = end;
     }
 
@@ -421,9 +413,6 @@ mod tests {
         assert_eq!(fa.slot_for(10, "c").unwrap(), 1);
         assert_eq!(fa.as_slice(), &[0, 10, 11]);
         assert_eq!(fa.slot_for(12, "d").unwrap(), 3);
-        assert!(matches!(
-            fa.slot_for(13, "e"),
-            Err(Error::CapacityExceeded { .. })
-        ));
+        assert!(matches!(fa.slot_for(13, "e"), Err(Error::CapacityExceeded { .. })));
     }
 }

@@ -23,7 +23,14 @@ fuzz_target!(|input: Input<'_>| {
         let ty = ty.expect("a validated BTF iterates without error");
         let _ = base.name(&ty);
         let _ = base.skip_mods_and_typedefs(ty.id());
-        let _ = (ty.members(), ty.params(), ty.datasec_vars(), ty.array(), ty.enum_values(), ty.enum64_values());
+        let _ = (
+            ty.members(),
+            ty.params(),
+            ty.datasec_vars(),
+            ty.array(),
+            ty.enum_values(),
+            ty.enum64_values(),
+        );
         let by_id = indexed.type_by_id(ty.id()).expect("every iterated id resolves");
         assert_eq!(by_id.kind(), ty.kind());
     }

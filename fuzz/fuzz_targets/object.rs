@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(btf) = obj.btf() else { return };
     let mut externs = vec![Extern::default(); obj.extern_count()];
-    let Ok(externs) = obj.externs(&btf, &mut externs) else { return };
+    let Ok(externs) = obj.externs(&btf, &mut externs) else {
+        return;
+    };
     for (i, e) in externs.iter().enumerate() {
         assert_eq!(e.index as usize, i);
     }

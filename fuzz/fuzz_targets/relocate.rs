@@ -14,28 +14,48 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
-    object: &'a [u8],
     /// Use the object's own .BTF as vmlinux, so names really match.
     own_btf_as_kernel: bool,
     kernel_btf: &'a [u8],
     module_btf: &'a [u8],
     kallsyms: &'a [u8],
+    /// Last, so it takes the rest of the input: a raw object seed stays
+    /// (mostly) an object.
+    object: &'a [u8],
 }
 
 fuzz_target!(|input: Input<'_>| {
     let Ok(obj) = Object::parse(input.object) else { return };
     let Ok(btf) = obj.btf() else { return };
     let mut externs = vec![Extern::default(); obj.extern_count()];
-    let Ok(externs) = obj.externs(&btf, &mut externs) else { return };
+    let Ok(externs) = obj.externs(&btf, &mut externs) else {
+        return;
+    };
     let Ok(max) = obj.max_site_count() else { return };
     let mut sites = vec![Site::default(); max];
-    let Ok(sites) = obj.sites(externs, &mut sites) else { return };
+    let Ok(sites) = obj.sites(externs, &mut sites) else {
+        return;
+    };
 
-    let kernel_bytes = if input.own_btf_as_kernel { obj.btf_data().unwrap_or(&[]) } else { input.kernel_btf };
+    let kernel_bytes = if input.own_btf_as_kernel {
+        obj.btf_data().unwrap_or(&[])
+    } else {
+        input.kernel_btf
+    };
     let Ok(vmlinux) = Btf::parse(kernel_bytes) else { return };
     let module = Btf::parse_split(input.module_btf, &vmlinux).ok();
-    let modules: Vec<ModuleBtf<'_>> = module.into_iter().map(|btf| ModuleBtf { btf, fd: 42, name: "mod" }).collect();
-    let kernel = KernelBtf { vmlinux: &vmlinux, modules: &modules };
+    let modules: Vec<ModuleBtf<'_>> = module
+        .into_iter()
+        .map(|btf| ModuleBtf {
+            btf,
+            fd: 42,
+            name: "mod",
+        })
+        .collect();
+    let kernel = KernelBtf {
+        vmlinux: &vmlinux,
+        modules: &modules,
+    };
 
     let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
     let n = kallsyms_names(externs, &mut names).unwrap();

@@ -170,8 +170,7 @@ impl Kernel {
                 ))
             }
         };
-        let mut file =
-            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let mut file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let mut matcher = Matcher::new(names, results)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -194,12 +193,7 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
         id = match sys::btf_get_next_id(id) {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err(e) => {
-                return Err(Error::io(
-                    "listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)",
-                    e,
-                ))
-            }
+            Err(e) => return Err(Error::io("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
         };
         let fd = match sys::btf_get_fd_by_id(id) {
             Ok(fd) => fd,
@@ -207,13 +201,12 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(Error::io(format!("opening BTF object {id}"), e)),
         };
-        let info = sys::btf_info(fd.as_fd())
-            .map_err(|e| Error::io(format!("reading info of BTF object {id}"), e))?;
+        let info = sys::btf_info(fd.as_fd()).map_err(|e| Error::io(format!("reading info of BTF object {id}"), e))?;
         if !info.kernel_btf || info.name == "vmlinux" {
             continue;
         }
-        let data = sys::btf_data(fd.as_fd())
-            .map_err(|e| Error::io(format!("reading BTF of module {}", info.name), e))?;
+        let data =
+            sys::btf_data(fd.as_fd()).map_err(|e| Error::io(format!("reading BTF of module {}", info.name), e))?;
         let fd_value = fd.as_raw_fd();
         out.push(ModuleBtfData {
             name: info.name,
@@ -227,8 +220,7 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
 
 fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {
     let mut names = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -240,8 +232,7 @@ fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {
     let mut out = Vec::with_capacity(names.len());
     for (n, name) in names.into_iter().enumerate() {
         let path = dir.join(&name);
-        let data = std::fs::read(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let data = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         out.push(ModuleBtfData {
             name,
             data,

@@ -24,6 +24,5 @@ pub mod sys;
 pub use error::{Error, Result};
 pub use kernel::Kernel;
 pub use relocate::{
-    relocate, relocate_in_place, relocate_insns, ExternReport, InsnRelocation, InsnSite,
-    RelocatedSection, Relocation,
+    relocate, relocate_in_place, relocate_insns, ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
 };

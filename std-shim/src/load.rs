@@ -30,11 +30,7 @@ pub struct LoadOptions<'a> {
 /// on failure the error carries the verifier log.
 pub fn load_program(insns: &[Insn], fd_array: &[i32], opts: &LoadOptions<'_>) -> Result<OwnedFd> {
     let mut log = vec![0u8; 1 << 20];
-    let fd_array: Option<&[RawFd]> = if fd_array.is_empty() {
-        None
-    } else {
-        Some(fd_array)
-    };
+    let fd_array: Option<&[RawFd]> = if fd_array.is_empty() { None } else { Some(fd_array) };
     sys::prog_load(&mut sys::ProgLoad {
         prog_type: opts.prog_type,
         insns: ksymrelo_core::insn::as_bytes(insns),

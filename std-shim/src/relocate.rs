@@ -234,20 +234,13 @@ pub(crate) fn resolve_user(
     *fd_array_out = fd_array.as_slice().to_vec();
 
     let mut typeless = 0usize;
-    for ((e, r), out) in externs
-        .iter()
-        .zip(resolutions.iter())
-        .zip(modules_out.iter_mut())
-    {
+    for ((e, r), out) in externs.iter().zip(resolutions.iter()).zip(modules_out.iter_mut()) {
         if e.kind == ExternKind::Typeless {
             if let Some(Some(m)) = matches.get(typeless) {
                 *out = m.module().map(|b| String::from_utf8_lossy(b).into_owned());
             }
             typeless += 1;
-        } else if let Outcome::Btf {
-            module: Some(m), ..
-        } = r.outcome
-        {
+        } else if let Outcome::Btf { module: Some(m), .. } = r.outcome {
             *out = Some(module_btfs[usize::from(m)].name.to_owned());
         }
     }
@@ -342,14 +335,7 @@ pub fn relocate_insns(
     let mut resolutions = vec![Resolution::default(); externs.len()];
     let mut fd_array = Vec::new();
     let mut modules = vec![None; externs.len()];
-    resolve_user(
-        &externs,
-        &btf,
-        kernel,
-        &mut resolutions,
-        &mut fd_array,
-        &mut modules,
-    )?;
+    resolve_user(&externs, &btf, kernel, &mut resolutions, &mut fd_array, &mut modules)?;
     patch::patch_section(insns, 0, &core_sites, &resolutions)?;
     Ok(InsnRelocation {
         externs: reports(&externs, resolutions, modules, &core_sites),

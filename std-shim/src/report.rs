@@ -36,18 +36,8 @@ fn extern_json(e: &ExternReport) -> Value {
             btf_obj_fd,
             fd_array_slot,
             ..
-        } => (
-            json!(btf_id),
-            json!(btf_obj_fd),
-            json!(fd_array_slot),
-            Value::Null,
-        ),
-        Outcome::Address { addr } => (
-            Value::Null,
-            Value::Null,
-            Value::Null,
-            json!(format!("{addr:#x}")),
-        ),
+        } => (json!(btf_id), json!(btf_obj_fd), json!(fd_array_slot), Value::Null),
+        Outcome::Address { addr } => (Value::Null, Value::Null, Value::Null, json!(format!("{addr:#x}"))),
         Outcome::Unresolved(_) => (Value::Null, Value::Null, Value::Null, Value::Null),
     };
     json!({
@@ -81,9 +71,7 @@ pub fn to_table(r: &Relocation) -> String {
                         Some(m) => format!("{m} (btf fd {btf_obj_fd})"),
                         None => "vmlinux".to_owned(),
                     };
-                    let slot = if e.kind == ksymrelo_core::object::ExternKind::Kfunc
-                        && fd_array_slot != 0
-                    {
+                    let slot = if e.kind == ksymrelo_core::object::ExternKind::Kfunc && fd_array_slot != 0 {
                         format!(", fd_array[{fd_array_slot}]")
                     } else {
                         String::new()
@@ -95,22 +83,14 @@ pub fn to_table(r: &Relocation) -> String {
                     None => format!("address {addr:#x}"),
                 },
                 Outcome::Unresolved(Unresolved::NotFound) => "not found: 0 (weak)".to_owned(),
-                Outcome::Unresolved(Unresolved::Incompatible) => {
-                    "incompatible prototype: 0 (weak)".to_owned()
-                }
-                Outcome::Unresolved(Unresolved::Kconfig) => {
-                    "kconfig: left to the loader".to_owned()
-                }
+                Outcome::Unresolved(Unresolved::Incompatible) => "incompatible prototype: 0 (weak)".to_owned(),
+                Outcome::Unresolved(Unresolved::Kconfig) => "kconfig: left to the loader".to_owned(),
             };
             [
                 e.name.clone(),
                 e.kind.as_str().to_owned(),
                 if e.weak { "weak" } else { "strong" }.to_owned(),
-                format!(
-                    "{outcome} ({} site{})",
-                    e.sites,
-                    if e.sites == 1 { "" } else { "s" }
-                ),
+                format!("{outcome} ({} site{})", e.sites, if e.sites == 1 { "" } else { "s" }),
             ]
         })
         .collect();

@@ -302,10 +302,7 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> io::Result<OwnedFd> {
             if text.is_empty() {
                 Err(e)
             } else {
-                Err(io::Error::new(
-                    e.kind(),
-                    format!("{e}; verifier log:\n{text}"),
-                ))
+                Err(io::Error::new(e.kind(), format!("{e}; verifier log:\n{text}")))
             }
         }
     }
@@ -376,13 +373,7 @@ struct MapCreateAttr {
 }
 
 /// `BPF_MAP_CREATE`.
-pub fn map_create(
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    name: &str,
-) -> io::Result<OwnedFd> {
+pub fn map_create(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, name: &str) -> io::Result<OwnedFd> {
     let mut attr = MapCreateAttr {
         map_type,
         key_size,
@@ -450,8 +441,7 @@ impl Mmap {
     /// Maps `file` (its current size). Fails for empty files and where the
     /// file system refuses `mmap`.
     pub fn map(file: &File) -> io::Result<Mmap> {
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
         if len == 0 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }

@@ -9,11 +9,8 @@ fn fixture(name: &str) -> String {
 
 fn live() -> bool {
     let ok = std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok()
-        && std::fs::read_to_string("/proc/kallsyms").is_ok_and(|t| {
-            t.lines()
-                .next()
-                .is_some_and(|l| !l.starts_with("0000000000000000"))
-        });
+        && std::fs::read_to_string("/proc/kallsyms")
+            .is_ok_and(|t| t.lines().next().is_some_and(|l| !l.starts_with("0000000000000000")));
     if !ok {
         assert!(
             std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
@@ -37,18 +34,11 @@ fn json_has_externs_fd_array_and_whole_sections() {
         return;
     }
     let out = ksymrelo(&["resolve", &fixture("mixed.bpf.o"), "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let externs = v["externs"].as_array().unwrap();
     assert_eq!(externs.len(), 11);
-    let kinds: Vec<&str> = externs
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = externs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "typeless").count(), 6);
     assert_eq!(kinds.iter().filter(|k| **k == "func").count(), 5);
     for e in externs {
@@ -75,10 +65,7 @@ fn json_has_externs_fd_array_and_whole_sections() {
     assert_eq!(sections.len(), exec.len());
     for (s, e) in sections.iter().zip(&exec) {
         assert_eq!(s["name"].as_str().unwrap().as_bytes(), e.name);
-        assert_eq!(
-            s["insns"].as_array().unwrap().len(),
-            e.file_range().len() / 8
-        );
+        assert_eq!(s["insns"].as_array().unwrap().len(), e.file_range().len() / 8);
     }
     let vfs_read = externs.iter().find(|e| e["name"] == "vfs_read").unwrap();
     assert!(vfs_read["addr"].as_str().unwrap().starts_with("0xffff"));
@@ -166,17 +153,8 @@ fn offline_btf_without_kallsyms_refuses_typeless_ksyms_clearly() {
         saved.to_str().unwrap(),
     ]);
     std::fs::remove_file(&saved).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ksymrelo(&[
-        "resolve",
-        &fixture("kfuncs.bpf.o"),
-        "--btf",
-        "/sys/kernel/btf/vmlinux",
-    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o"), "--btf", "/sys/kernel/btf/vmlinux"]);
     assert!(out.status.success());
 }
 

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 /// Path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
 /// Bytes of a built fixture object.
@@ -47,7 +45,9 @@ pub fn live_kernel_files(test: &str) -> bool {
             .is_some_and(|l| !l.starts_with("0000000000000000"));
     if !ok {
         if kernel_required() {
-            panic!("{test}: /sys/kernel/btf/vmlinux or /proc/kallsyms addresses unavailable but KSYMRELO_REQUIRE_KERNEL=1");
+            panic!(
+                "{test}: /sys/kernel/btf/vmlinux or /proc/kallsyms addresses unavailable but KSYMRELO_REQUIRE_KERNEL=1"
+            );
         }
         eprintln!("SKIP {test}: no /sys/kernel/btf/vmlinux or readable /proc/kallsyms addresses");
     }
@@ -77,13 +77,8 @@ pub fn kallsyms_map() -> HashMap<String, Vec<u64>> {
 /// The single address of `name` in kallsyms (panics if absent or ambiguous).
 pub fn kallsyms_addr(name: &str) -> u64 {
     let map = kallsyms_map();
-    let addrs = map
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} not in kallsyms"));
-    assert!(
-        addrs.iter().all(|a| *a == addrs[0]),
-        "{name} is ambiguous in kallsyms"
-    );
+    let addrs = map.get(name).unwrap_or_else(|| panic!("{name} not in kallsyms"));
+    assert!(addrs.iter().all(|a| *a == addrs[0]), "{name} is ambiguous in kallsyms");
     addrs[0]
 }
 
@@ -143,19 +138,8 @@ impl BtfWriter {
     }
 
     /// Adds a type: header words then trailing words; returns its id.
-    pub fn add(
-        &mut self,
-        name: &str,
-        kind: u32,
-        vlen: u32,
-        size_or_type: u32,
-        extra: &[u32],
-    ) -> u32 {
-        let name_off = if name.is_empty() {
-            0
-        } else {
-            self.string(name)
-        };
+    pub fn add(&mut self, name: &str, kind: u32, vlen: u32, size_or_type: u32, extra: &[u32]) -> u32 {
+        let name_off = if name.is_empty() { 0 } else { self.string(name) };
         self.words
             .extend_from_slice(&[name_off, (kind << 24) | vlen, size_or_type]);
         self.words.extend_from_slice(extra);
@@ -173,14 +157,7 @@ impl BtfWriter {
     pub fn finish(&self) -> Vec<u8> {
         let type_len = (self.words.len() * 4) as u32;
         let mut out = Vec::new();
-        for w in [
-            0x0001_eb9fu32,
-            24,
-            0,
-            type_len,
-            type_len,
-            self.strings.len() as u32,
-        ] {
+        for w in [0x0001_eb9fu32, 24, 0, type_len, type_len, self.strings.len() as u32] {
             out.extend_from_slice(&w.to_le_bytes());
         }
         for w in &self.words {

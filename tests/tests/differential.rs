@@ -58,12 +58,7 @@ fn libbpf_insns(harness: &PathBuf, obj: &str, fake_load: bool) -> Vec<Insn> {
         .unwrap()
         .iter()
         .map(|i| {
-            let f: Vec<i64> = i
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_i64().unwrap())
-                .collect();
+            let f: Vec<i64> = i.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
             Insn::new(f[0] as u8, f[1] as u8, f[2] as u8, f[3] as i16, f[4] as i32)
         })
         .collect()

@@ -48,14 +48,7 @@ fn typeless_addresses_match_kallsyms() {
         return;
     }
     let (_, c) = run("typeless.bpf.o", &[0; 10]);
-    let names = [
-        "vfs_read",
-        "vfs_write",
-        "schedule",
-        "kfree",
-        "vfs_open",
-        "ksys_read",
-    ];
+    let names = ["vfs_read", "vfs_write", "schedule", "kfree", "vfs_open", "ksys_read"];
     for (i, name) in names.iter().enumerate() {
         assert_eq!(c[i], kallsyms_addr(name), "{name}");
     }
@@ -69,10 +62,7 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
     if !gate("kfuncs_run_with_weak_and_flavored_externs") {
         return;
     }
-    let (r, c) = run(
-        "kfuncs.bpf.o",
-        &[0, 0, 0, 0, 0, u64::from(std::process::id())],
-    );
+    let (r, c) = run("kfuncs.bpf.o", &[0, 0, 0, 0, 0, u64::from(std::process::id())]);
     assert_eq!(c[0] as i64, 45, "sum 0..10 through bpf_iter_num_*");
     assert_eq!(c[1] as i64, 10, "sum 0..5 through the ___ksymrelo flavor");
     assert_eq!(c[2], 1, "bpf_task_from_pid found this process");
@@ -86,20 +76,14 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
     };
     assert_eq!(id("bpf_iter_num_next___ksymrelo"), id("bpf_iter_num_next"));
     // The missing weak kfunc's call is poisoned with its extern index.
-    let missing = r
-        .extern_named("ksymrelo_missing_kfunc")
-        .unwrap()
-        .resolution
-        .index;
+    let missing = r.extern_named("ksymrelo_missing_kfunc").unwrap().resolution.index;
     let insns = &r.section("syscall").unwrap().insns;
     let poisoned = insns
         .iter()
         .filter(|i| i.code == CALL && i.imm() == 2_002_000_000 + missing as i32)
         .count();
     assert_eq!(poisoned, 1);
-    assert!(insns
-        .iter()
-        .any(|i| i.code == CALL && i.src_reg() == PSEUDO_KFUNC_CALL));
+    assert!(insns.iter().any(|i| i.code == CALL && i.src_reg() == PSEUDO_KFUNC_CALL));
 }
 
 #[test]
@@ -107,10 +91,7 @@ fn mixed_fixture_runs() {
     if !gate("mixed_fixture_runs") {
         return;
     }
-    let (_, c) = run(
-        "mixed.bpf.o",
-        &[0, 0, 0, 0, 0, 0, 0, 0, u64::from(std::process::id())],
-    );
+    let (_, c) = run("mixed.bpf.o", &[0, 0, 0, 0, 0, 0, 0, 0, u64::from(std::process::id())]);
     let names = [
         "vfs_read",
         "vfs_write",
@@ -142,10 +123,7 @@ fn typed_vars_resolve_to_vmlinux_btf_ids() {
         let i = site.insn_idx as usize;
         match e.name.as_str() {
             "ksymrelo_no_such_var" => {
-                assert_eq!(
-                    (insns[i].src_reg(), insns[i].imm(), insns[i + 1].imm()),
-                    (0, 0, 0)
-                );
+                assert_eq!((insns[i].src_reg(), insns[i].imm(), insns[i + 1].imm()), (0, 0, 0));
             }
             name => {
                 let id = btf

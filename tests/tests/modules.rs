@@ -88,17 +88,11 @@ fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
     let (task_release, fd, slot) = btf("bpf_task_release");
     assert_eq!((fd, slot), (0, 0), "vmlinux kfunc: slot 0");
     assert_eq!(
-        r.extern_named("ksymrelo_mod_kfunc")
-            .unwrap()
-            .module
-            .as_deref(),
+        r.extern_named("ksymrelo_mod_kfunc").unwrap().module.as_deref(),
         Some("ksymrelo_mod")
     );
     assert_eq!(
-        r.extern_named("ksymrelo_other_kfunc")
-            .unwrap()
-            .module
-            .as_deref(),
+        r.extern_named("ksymrelo_other_kfunc").unwrap().module.as_deref(),
         Some("ksymrelo_other")
     );
     assert!(!r
@@ -109,28 +103,14 @@ fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
 
     // The instructions, as in the disassembly of modules.bpf.o.
     let insns = &r.section("syscall").unwrap().insns;
-    let call = |i: usize| {
-        (
-            insns[i].code,
-            insns[i].src_reg(),
-            insns[i].off(),
-            insns[i].imm(),
-        )
-    };
+    let call = |i: usize| (insns[i].code, insns[i].src_reg(), insns[i].off(), insns[i].imm());
     assert_eq!(call(1), (CALL, PSEUDO_KFUNC_CALL, 1, f1 as i32));
     assert_eq!(call(4), (CALL, PSEUDO_KFUNC_CALL, 1, f2 as i32));
     assert_eq!(call(7), (CALL, PSEUDO_KFUNC_CALL, 2, f3 as i32));
     assert_eq!(call(16), (CALL, PSEUDO_KFUNC_CALL, 0, task_release as i32));
     // The weak, absent kfunc: ld_imm64 zeroed, call poisoned with its index.
-    let absent = r
-        .extern_named("ksymrelo_absent_kfunc")
-        .unwrap()
-        .resolution
-        .index;
-    assert_eq!(
-        (insns[9].imm(), insns[10].imm(), insns[9].src_reg()),
-        (0, 0, 0)
-    );
+    let absent = r.extern_named("ksymrelo_absent_kfunc").unwrap().resolution.index;
+    assert_eq!((insns[9].imm(), insns[10].imm(), insns[9].src_reg()), (0, 0, 0));
     assert_eq!(call(12), (CALL, 0, 0, 2_002_000_000 + absent as i32));
     // The module variable: BTF id and the module's BTF object fd.
     assert_eq!(
@@ -156,17 +136,8 @@ fn a_kfunc_in_vmlinux_wins_over_modules() {
     let mut w = BtfWriter::split(types, str_len);
     w.add("bpf_task_release", kind::FUNC, 1, proto, &[]);
     std::fs::write(dir.0.join("aaa_shadow"), w.finish()).unwrap();
-    let r = relocate(
-        &fixture_bytes("modules.bpf.o"),
-        &Kernel::from_files(Some(&dir.0), None),
-    )
-    .unwrap();
-    match r
-        .extern_named("bpf_task_release")
-        .unwrap()
-        .resolution
-        .outcome
-    {
+    let r = relocate(&fixture_bytes("modules.bpf.o"), &Kernel::from_files(Some(&dir.0), None)).unwrap();
+    match r.extern_named("bpf_task_release").unwrap().resolution.outcome {
         Outcome::Btf {
             btf_id,
             btf_obj_fd,

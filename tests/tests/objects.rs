@@ -26,10 +26,8 @@ fn check(fixture: &str, expected: &[Row]) {
             (e.name, e.kind, e.weak, kinds)
         })
         .collect();
-    let want: Vec<(&str, ExternKind, bool, Vec<SiteKind>)> = expected
-        .iter()
-        .map(|(n, k, w, s)| (*n, *k, *w, s.to_vec()))
-        .collect();
+    let want: Vec<(&str, ExternKind, bool, Vec<SiteKind>)> =
+        expected.iter().map(|(n, k, w, s)| (*n, *k, *w, s.to_vec())).collect();
     assert_eq!(got, want, "{fixture}");
     for (i, e) in externs.iter().enumerate() {
         assert_eq!(e.index as usize, i);
@@ -143,9 +141,7 @@ fn a_site_at_another_opcode_is_an_error_naming_section_and_index() {
     let err = obj.sites(externs, &mut sites).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("section 'syscall'")
-            && msg.contains(&format!("insn #{name}"))
-            && msg.contains("0xb7"),
+        msg.contains("section 'syscall'") && msg.contains(&format!("insn #{name}")) && msg.contains("0xb7"),
         "{msg}"
     );
 }

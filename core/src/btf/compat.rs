@@ -25,12 +25,7 @@ fn kinds_match(a: Kind, b: Kind) -> bool {
 /// - any other kind is incompatible.
 ///
 /// A chain deeper than 32 steps is an error, as in libbpf.
-pub fn types_are_compat(
-    local: &Btf<'_>,
-    local_id: u32,
-    targ: &Btf<'_>,
-    targ_id: u32,
-) -> Result<bool> {
+pub fn types_are_compat(local: &Btf<'_>, local_id: u32, targ: &Btf<'_>, targ_id: u32) -> Result<bool> {
     compat(local, local_id, targ, targ_id, local_id, 0)
 }
 
@@ -60,9 +55,7 @@ fn compat(
             return Ok(false);
         }
         match l.kind() {
-            Kind::Unknown | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Fwd => {
-                return Ok(true)
-            }
+            Kind::Unknown | Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Fwd => return Ok(true),
             Kind::Int => return Ok(l.int_offset() == 0 && t.int_offset() == 0),
             Kind::Ptr => {
                 local_id = l.type_id();

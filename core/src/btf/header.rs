@@ -40,9 +40,7 @@ pub(crate) struct Sections<'a> {
 pub(crate) fn sections(data: &[u8], is_split: bool) -> Result<Sections<'_>> {
     let hdr: &Header = read::pod(data, 0, "BTF header")?;
     if hdr.magic.get() != MAGIC {
-        return Err(Error::BtfMagic {
-            found: hdr.magic.get(),
-        });
+        return Err(Error::BtfMagic { found: hdr.magic.get() });
     }
     if hdr.version != 1 {
         return Err(Error::Malformed {
@@ -81,26 +79,16 @@ pub(crate) fn sections(data: &[u8], is_split: bool) -> Result<Sections<'_>> {
             offset: hdr_len + type_off,
         });
     }
-    let types = read::bytes(
-        body,
-        type_off,
-        hdr.type_len.get() as usize,
-        "BTF type section",
-    )
-    .map_err(|_| Error::Malformed {
-        what: "BTF type section offset/length",
-        offset: hdr_len + type_off,
-    })?;
-    let strings = read::bytes(
-        body,
-        str_off,
-        hdr.str_len.get() as usize,
-        "BTF string section",
-    )
-    .map_err(|_| Error::Malformed {
-        what: "BTF string section offset/length",
-        offset: hdr_len + str_off,
-    })?;
+    let types =
+        read::bytes(body, type_off, hdr.type_len.get() as usize, "BTF type section").map_err(|_| Error::Malformed {
+            what: "BTF type section offset/length",
+            offset: hdr_len + type_off,
+        })?;
+    let strings =
+        read::bytes(body, str_off, hdr.str_len.get() as usize, "BTF string section").map_err(|_| Error::Malformed {
+            what: "BTF string section offset/length",
+            offset: hdr_len + str_off,
+        })?;
     // The sections must not overlap.
     let type_end = type_off + types.len();
     let str_end = str_off + strings.len();

@@ -12,9 +12,7 @@ mod types;
 
 pub use compat::types_are_compat;
 pub use header::{Header, MAGIC};
-pub use types::{
-    linkage, Array, Enum64Value, EnumValue, Kind, Member, Param, RawType, Type, VarSecinfo,
-};
+pub use types::{linkage, Array, Enum64Value, EnumValue, Kind, Member, Param, RawType, Type, VarSecinfo};
 
 use crate::error::{Error, Result};
 use strings::Strings;
@@ -59,26 +57,17 @@ impl<'a> Btf<'a> {
     ///
     /// `index` needs [`Btf::max_type_count`] entries at most; if it is
     /// smaller than the number of types, this is a `CapacityExceeded` error.
-    pub fn parse_indexed(
-        data: &'a [u8],
-        base: Option<&'a Btf<'a>>,
-        index: &'a mut [u32],
-    ) -> Result<Btf<'a>> {
+    pub fn parse_indexed(data: &'a [u8], base: Option<&'a Btf<'a>>, index: &'a mut [u32]) -> Result<Btf<'a>> {
         Self::parse_inner(data, base, Some(index))
     }
 
     /// An upper bound on the number of types in `data` (the smallest type
     /// record is 12 bytes), to size an index table for [`Btf::parse_indexed`].
     pub fn max_type_count(data: &[u8]) -> usize {
-        crate::read::pod::<Header>(data, 0, "BTF header")
-            .map_or(0, |h| h.type_len.get() as usize / 12)
+        crate::read::pod::<Header>(data, 0, "BTF header").map_or(0, |h| h.type_len.get() as usize / 12)
     }
 
-    fn parse_inner(
-        data: &'a [u8],
-        base: Option<&'a Btf<'a>>,
-        mut index: Option<&'a mut [u32]>,
-    ) -> Result<Btf<'a>> {
+    fn parse_inner(data: &'a [u8], base: Option<&'a Btf<'a>>, mut index: Option<&'a mut [u32]>) -> Result<Btf<'a>> {
         let sections = header::sections(data, base.is_some())?;
         let (start_id, start_str) = match base {
             None => (1, 0),
@@ -87,18 +76,16 @@ impl<'a> Btf<'a> {
         let mut count: u32 = 0;
         let mut pos = 0usize;
         while pos < sections.types.len() {
-            let id = start_id.checked_add(count).ok_or(Error::Overflow {
-                what: "BTF type ids",
-            })?;
+            let id = start_id
+                .checked_add(count)
+                .ok_or(Error::Overflow { what: "BTF type ids" })?;
             let (_, len) = Type::parse(&sections.types[pos..], id, pos)?;
             if let Some(index) = index.as_deref_mut() {
                 let capacity = index.len();
-                let slot = index
-                    .get_mut(count as usize)
-                    .ok_or(Error::CapacityExceeded {
-                        what: "BTF type index",
-                        capacity,
-                    })?;
+                let slot = index.get_mut(count as usize).ok_or(Error::CapacityExceeded {
+                    what: "BTF type index",
+                    capacity,
+                })?;
                 // `pos` fits: the type section length is a u32.
                 *slot = pos as u32;
             }
@@ -138,9 +125,7 @@ impl<'a> Btf<'a> {
     pub fn end_id(&self) -> Result<u32> {
         self.start_id
             .checked_add(self.count)
-            .ok_or(Error::Overflow {
-                what: "BTF type ids",
-            })
+            .ok_or(Error::Overflow { what: "BTF type ids" })
     }
 
     /// The type with this id (0 is void), looking into the base if needed.
@@ -253,11 +238,7 @@ impl<'a> Btf<'a> {
     /// Looks up a batch of `(name, kind)` pairs among this blob's own types in
     /// one pass; `found[i]` receives the first matching id for `wanted[i]`
     /// (entries already `Some` are kept). Returns how many are now found.
-    pub fn find_own_batch(
-        &self,
-        wanted: &[(&[u8], Kind)],
-        found: &mut [Option<u32>],
-    ) -> Result<usize> {
+    pub fn find_own_batch(&self, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<usize> {
         if found.len() < wanted.len() {
             return Err(Error::CapacityExceeded {
                 what: "BTF lookup results",

@@ -14,9 +14,7 @@ pub(crate) struct Strings<'a> {
 impl<'a> Strings<'a> {
     /// The string at `off` (which must be at or above `start`).
     pub fn get(&self, off: u32) -> Result<&'a [u8]> {
-        let local = off
-            .checked_sub(self.start)
-            .ok_or(Error::BtfString { offset: off })?;
+        let local = off.checked_sub(self.start).ok_or(Error::BtfString { offset: off })?;
         read::cstr(self.bytes, local as usize).ok_or(Error::BtfString { offset: off })
     }
 

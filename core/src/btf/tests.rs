@@ -9,14 +9,7 @@ use super::*;
 pub(crate) fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let type_len = (types.len() * 4) as u32;
-    for w in [
-        0x0001_eb9fu32,
-        24,
-        0,
-        type_len,
-        type_len,
-        strings.len() as u32,
-    ] {
+    for w in [0x0001_eb9fu32, 24, 0, type_len, type_len, strings.len() as u32] {
         out.extend_from_slice(&w.to_le_bytes());
     }
     for w in types {
@@ -111,14 +104,8 @@ fn index_gives_the_same_types() {
     let indexed = Btf::parse_indexed(&data, None, &mut index).unwrap();
     let plain = Btf::parse(&data).unwrap();
     for id in 0..=8 {
-        let (a, b) = (
-            indexed.type_by_id(id).unwrap(),
-            plain.type_by_id(id).unwrap(),
-        );
-        assert_eq!(
-            (a.id(), a.kind(), a.name_off()),
-            (b.id(), b.kind(), b.name_off())
-        );
+        let (a, b) = (indexed.type_by_id(id).unwrap(), plain.type_by_id(id).unwrap());
+        assert_eq!((a.id(), a.kind(), a.name_off()), (b.id(), b.kind(), b.name_off()));
     }
     let mut small = [0u32; 3];
     assert!(matches!(
@@ -135,23 +122,12 @@ fn split_btf_continues_ids_and_strings() {
     let off = STRS.len() as u32;
     // [9] var "modvar" -> 1 (base int), [10] func "modf" -> 5 (base proto)
     let split_data = blob(
-        &[
-            off,
-            info(Kind::Var, 0),
-            1,
-            1,
-            off + 7,
-            info(Kind::Func, 1),
-            5,
-        ],
+        &[off, info(Kind::Var, 0), 1, 1, off + 7, info(Kind::Func, 1), 5],
         b"modvar\0modf\0",
     );
     let split = Btf::parse_split(&split_data, &base).unwrap();
     assert_eq!(split.start_id(), 9);
-    assert_eq!(
-        split.find_own_by_name_kind(b"modf", Kind::Func).unwrap(),
-        Some(10)
-    );
+    assert_eq!(split.find_own_by_name_kind(b"modf", Kind::Func).unwrap(), Some(10));
     assert_eq!(split.find_own_by_name_kind(b"f", Kind::Func).unwrap(), None);
     assert_eq!(split.find_by_name_kind(b"f", Kind::Func).unwrap(), Some(6));
     let t = split.type_by_id(9).unwrap();
@@ -164,10 +140,7 @@ fn split_btf_continues_ids_and_strings() {
 #[test]
 fn malformed_blobs_are_errors() {
     let data = sample();
-    assert!(matches!(
-        Btf::parse(&data[..10]),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(Btf::parse(&data[..10]), Err(Error::Truncated { .. })));
     assert!(Btf::parse(&data[..data.len() - 1]).is_err());
     let mut bad = data.clone();
     bad[0] = 0;
@@ -177,10 +150,7 @@ fn malformed_blobs_are_errors() {
     assert!(matches!(Btf::parse(&bad), Err(Error::Truncated { .. })));
     // unknown kind
     let bad = blob(&[0, 25 << 24, 0], b"\0");
-    assert_eq!(
-        Btf::parse(&bad).unwrap_err(),
-        Error::BtfKind { id: 1, kind: 25 }
-    );
+    assert_eq!(Btf::parse(&bad).unwrap_err(), Error::BtfKind { id: 1, kind: 25 });
     // string offset past the end
     let bad = blob(&[100, info(Kind::Int, 0), 4, 32], b"\0");
     let btf = Btf::parse(&bad).unwrap();
@@ -189,15 +159,9 @@ fn malformed_blobs_are_errors() {
         Error::BtfString { offset: 100 }
     );
     // typedef loop
-    let bad = blob(
-        &[0, info(Kind::Typedef, 0), 2, 0, info(Kind::Typedef, 0), 1],
-        b"\0",
-    );
+    let bad = blob(&[0, info(Kind::Typedef, 0), 2, 0, info(Kind::Typedef, 0), 1], b"\0");
     let btf = Btf::parse(&bad).unwrap();
-    assert_eq!(
-        btf.skip_mods_and_typedefs(1).unwrap_err(),
-        Error::BtfTypeLoop { id: 1 }
-    );
+    assert_eq!(btf.skip_mods_and_typedefs(1).unwrap_err(), Error::BtfTypeLoop { id: 1 });
 }
 
 #[test]
@@ -297,24 +261,9 @@ fn compatibility_of_cyclic_types_is_bounded() {
         Error::CompatDepth { local_id: 1 }
     );
     // [1] proto(param: ptr[2] -> 1) -> void : nested function pointers forever
-    let data = blob(
-        &[
-            0,
-            info(Kind::FuncProto, 1),
-            0,
-            0,
-            2,
-            0,
-            info(Kind::Ptr, 0),
-            1,
-        ],
-        b"\0",
-    );
+    let data = blob(&[0, info(Kind::FuncProto, 1), 0, 0, 2, 0, info(Kind::Ptr, 0), 1], b"\0");
     let b = Btf::parse(&data).unwrap();
-    assert!(matches!(
-        types_are_compat(&b, 1, &b, 1),
-        Err(Error::CompatDepth { .. })
-    ));
+    assert!(matches!(types_are_compat(&b, 1, &b, 1), Err(Error::CompatDepth { .. })));
 }
 
 fn vmlinux() -> Option<Vec<u8>> {
@@ -353,10 +302,7 @@ fn real_vmlinux_btf() {
         .unwrap()
         .expect("bpf_prog_active");
     let v = btf.type_by_id(v).unwrap();
-    assert_eq!(
-        btf.skip_mods_and_typedefs(v.type_id()).unwrap().kind(),
-        Kind::Int
-    );
+    assert_eq!(btf.skip_mods_and_typedefs(v.type_id()).unwrap().kind(), Kind::Int);
     // The batch gives the same answers as single lookups.
     let wanted: [(&[u8], Kind); 3] = [
         (b"bpf_iter_num_new", Kind::Func),
@@ -379,7 +325,12 @@ fn batch_lookup_agrees_with_a_naive_scan_on_vmlinux() {
     let btf = Btf::parse(&data).unwrap();
     // Every 500th named VAR/FUNC, plus names that exist under another kind.
     let mut wanted: Vec<(Vec<u8>, Kind)> = Vec::new();
-    for (n, ty) in btf.own_types().map(|t| t.unwrap()).filter(|t| matches!(t.kind(), Kind::Func | Kind::Var)).enumerate() {
+    for (n, ty) in btf
+        .own_types()
+        .map(|t| t.unwrap())
+        .filter(|t| matches!(t.kind(), Kind::Func | Kind::Var))
+        .enumerate()
+    {
         if n % 500 == 0 {
             wanted.push((btf.name(&ty).unwrap().to_vec(), ty.kind()));
         }

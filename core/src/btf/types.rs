@@ -83,10 +83,7 @@ impl Kind {
 
     /// Modifiers that compatibility and `skip_mods_and_typedefs` look through.
     pub fn is_modifier(self) -> bool {
-        matches!(
-            self,
-            Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag
-        )
+        matches!(self, Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag)
     }
 
     /// The kernel's upper-case name of the kind, as bpftool prints it.
@@ -267,21 +264,11 @@ impl<'a> Type<'a> {
         };
         let vlen = (info & 0xffff) as usize;
         let extra_len = extra_len(kind, vlen).ok_or(Error::BtfKind { id, kind: kind_no })?;
-        let extra = read::bytes(bytes, 12, extra_len, "BTF type records").map_err(|_| {
-            Error::Truncated {
-                what: "BTF type records (vlen past the end)",
-                offset: pos,
-            }
+        let extra = read::bytes(bytes, 12, extra_len, "BTF type records").map_err(|_| Error::Truncated {
+            what: "BTF type records (vlen past the end)",
+            offset: pos,
         })?;
-        Ok((
-            Type {
-                id,
-                kind,
-                raw,
-                extra,
-            },
-            12 + extra_len,
-        ))
+        Ok((Type { id, kind, raw, extra }, 12 + extra_len))
     }
 
     /// Type id.

@@ -102,17 +102,12 @@ pub(super) fn candidates<'e, 'a>(elf: &'e Elf<'a>) -> impl Iterator<Item = (u32,
         .map(|(i, s)| (i as u32, s))
 }
 
-pub(super) fn collect<'o, 'a>(
-    elf: &Elf<'a>,
-    btf: &Btf<'a>,
-    out: &'o mut [Extern<'a>],
-) -> Result<&'o mut [Extern<'a>]> {
+pub(super) fn collect<'o, 'a>(elf: &Elf<'a>, btf: &Btf<'a>, out: &'o mut [Extern<'a>]) -> Result<&'o mut [Extern<'a>]> {
     let capacity = out.len();
     let mut n = 0usize;
     for (sym_idx, sym) in candidates(elf) {
         let raw = elf.symbol_name(sym)?;
-        let name =
-            core::str::from_utf8(raw).map_err(|_| Error::ExternNameEncoding { symbol: sym_idx })?;
+        let name = core::str::from_utf8(raw).map_err(|_| Error::ExternNameEncoding { symbol: sym_idx })?;
         let slot = out.get_mut(n).ok_or(Error::CapacityExceeded {
             what: "extern table",
             capacity,

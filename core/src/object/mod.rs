@@ -48,9 +48,7 @@ impl<'a> Object<'a> {
 
     /// The sections that hold instructions, in index order.
     pub fn exec_sections(&self) -> impl Iterator<Item = Result<Section<'a>>> + '_ {
-        self.elf
-            .sections()
-            .filter(|s| !matches!(s, Ok(s) if !s.is_exec()))
+        self.elf.sections().filter(|s| !matches!(s, Ok(s) if !s.is_exec()))
     }
 
     /// The instructions of an executable section.
@@ -61,11 +59,7 @@ impl<'a> Object<'a> {
     /// Collects the extern table into `out`, in libbpf's extern order (so
     /// that `out[i].index == i`), and returns the filled part. `btf` is this
     /// object's [`Object::btf`].
-    pub fn externs<'o>(
-        &self,
-        btf: &Btf<'a>,
-        out: &'o mut [Extern<'a>],
-    ) -> Result<&'o mut [Extern<'a>]> {
+    pub fn externs<'o>(&self, btf: &Btf<'a>, out: &'o mut [Extern<'a>]) -> Result<&'o mut [Extern<'a>]> {
         externs::collect(&self.elf, btf, out)
     }
 

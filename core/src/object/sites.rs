@@ -44,11 +44,7 @@ pub(super) fn max_count(elf: &Elf<'_>) -> Result<usize> {
     Ok(n)
 }
 
-pub(super) fn collect<'o>(
-    elf: &Elf<'_>,
-    externs: &[Extern<'_>],
-    out: &'o mut [Site],
-) -> Result<&'o mut [Site]> {
+pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [Site]) -> Result<&'o mut [Site]> {
     let capacity = out.len();
     let mut n = 0usize;
     for rel_sec in elf.sections() {

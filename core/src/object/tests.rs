@@ -4,10 +4,7 @@ use super::*;
 
 #[test]
 fn essential_names_follow_libbpf() {
-    assert_eq!(
-        essential_name("bpf_iter_num_next___v2"),
-        "bpf_iter_num_next"
-    );
+    assert_eq!(essential_name("bpf_iter_num_next___v2"), "bpf_iter_num_next");
     assert_eq!(essential_name("a___b"), "a");
     assert_eq!(essential_name("foo"), "foo");
     assert_eq!(essential_name("foo___"), "foo___", "empty flavor");
