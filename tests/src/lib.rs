@@ -167,3 +167,60 @@ impl BtfWriter {
         out
     }
 }
+
+/// (type count, string section length) of a base BTF blob: where a split
+/// BTF over it starts its ids and string offsets.
+pub fn btf_counts(data: &[u8]) -> (u32, u32) {
+    let btf = ksymrelo_core::btf::Btf::parse(data).unwrap();
+    let str_len = u32::from_le_bytes(data[20..24].try_into().unwrap());
+    (btf.own_type_count(), str_len)
+}
+
+/// A directory removed on drop.
+pub struct Dir(pub std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A /sys/kernel/btf-like directory: the real vmlinux BTF plus two
+/// synthesized modules, `ksymrelo_mod` (kfuncs `ksymrelo_mod_kfunc`,
+/// `ksymrelo_mod_kfunc2`, VAR `ksymrelo_mod_var`) and `ksymrelo_other`
+/// (kfunc `ksymrelo_other_kfunc`), for `modules.bpf.o`. Returns it and the
+/// ids of those four types. `None` (after a SKIP line) without vmlinux BTF.
+pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
+    let vmlinux = match std::fs::read("/sys/kernel/btf/vmlinux") {
+        Ok(v) => v,
+        Err(e) => {
+            assert!(!kernel_required(), "no vmlinux BTF: {e}");
+            eprintln!("SKIP modules: /sys/kernel/btf/vmlinux unreadable: {e}");
+            return None;
+        }
+    };
+    let base = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
+    let int = base
+        .find_by_name_kind(b"int", ksymrelo_core::btf::Kind::Int)
+        .unwrap()
+        .expect("vmlinux has int");
+    let (types, str_len) = btf_counts(&vmlinux);
+
+    // ksymrelo_mod: int ksymrelo_mod_kfunc(int), int ksymrelo_mod_kfunc2(int),
+    // int ksymrelo_mod_var.
+    let mut m = BtfWriter::split(types, str_len);
+    let proto = m.func_proto(int, &[int]);
+    let f1 = m.add("ksymrelo_mod_kfunc", kind::FUNC, 1, proto, &[]);
+    let f2 = m.add("ksymrelo_mod_kfunc2", kind::FUNC, 1, proto, &[]);
+    let v = m.add("ksymrelo_mod_var", kind::VAR, 0, int, &[1]);
+    // ksymrelo_other: int ksymrelo_other_kfunc(void).
+    let mut o = BtfWriter::split(types, str_len);
+    let proto = o.func_proto(int, &[]);
+    let f3 = o.add("ksymrelo_other_kfunc", kind::FUNC, 1, proto, &[]);
+
+    let dir = std::env::temp_dir().join(format!("ksymrelo-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vmlinux"), &vmlinux).unwrap();
+    std::fs::write(dir.join("ksymrelo_mod"), m.finish()).unwrap();
+    std::fs::write(dir.join("ksymrelo_other"), o.finish()).unwrap();
+    Some((Dir(dir), [f1, f2, v, f3]))
+}
