@@ -29,6 +29,15 @@ pub struct Match {
 }
 
 impl Match {
+    /// A vmlinux match at `addr` (e.g. from the kernel's own lookup).
+    pub fn new(addr: u64) -> Self {
+        Match {
+            addr,
+            module: [0; MODULE_NAME_LEN],
+            module_len: 0,
+        }
+    }
+
     /// The module that provides the symbol (`None` for vmlinux).
     pub fn module(&self) -> Option<&[u8]> {
         (self.module_len > 0).then(|| &self.module[..usize::from(self.module_len)])

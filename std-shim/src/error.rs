@@ -18,6 +18,13 @@ pub enum Error {
     },
     /// A request that cannot be served, e.g. typeless externs but no kallsyms.
     Usage(String),
+    /// The in-kernel resolver's lookup of a strong extern failed.
+    InKernel {
+        /// The extern.
+        name: String,
+        /// The positive errno the kernel helper returned.
+        errno: i32,
+    },
 }
 
 impl Error {
@@ -43,6 +50,7 @@ impl Error {
             Error::Core(e) => e.errno(),
             Error::Io { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
             Error::Usage(_) => -libc::EINVAL,
+            Error::InKernel { .. } => -libc::ESRCH,
         }
     }
 }
@@ -53,6 +61,11 @@ impl fmt::Display for Error {
             Error::Core(e) => e.fmt(f),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Usage(msg) => f.write_str(msg),
+            Error::InKernel { name, errno } => write!(
+                f,
+                "extern '{name}' (strong): not resolved: the kernel's lookup failed: {}",
+                io::Error::from_raw_os_error(*errno)
+            ),
         }
     }
 }
@@ -62,7 +75,7 @@ impl std::error::Error for Error {
         match self {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
-            Error::Usage(_) => None,
+            Error::Usage(_) | Error::InKernel { .. } => None,
         }
     }
 }

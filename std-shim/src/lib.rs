@@ -15,14 +15,17 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod inkernel;
 pub mod kernel;
 pub mod load;
+pub mod modes;
 pub mod relocate;
 pub mod report;
 pub mod sys;
 
 pub use error::{Error, Result};
 pub use kernel::Kernel;
+pub use modes::{relocate_with, Mode};
 pub use relocate::{
     relocate, relocate_in_place, relocate_insns, ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
 };

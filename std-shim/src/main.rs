@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ksymrelo_std::{relocate, report, Kernel};
+use ksymrelo_std::{relocate_with, report, Kernel, Mode};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,11 @@ enum Command {
         /// section's relocated instructions.
         #[arg(long)]
         json: bool,
+        /// user: as libbpf, from kernel BTF and /proc/kallsyms; kernel: with
+        /// an in-kernel loader program (no file read, no type checks); auto:
+        /// typeless ksyms in the kernel, BTF ones in user space.
+        #[arg(long, default_value = "auto")]
+        mode: Mode,
     },
 }
 
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
             btf,
             kallsyms,
             json,
+            mode,
         } => {
             let data = match std::fs::read(&object) {
                 Ok(d) => d,
@@ -56,8 +62,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let offline = btf.is_some() || kallsyms.is_some();
+            // Saved files describe another kernel: the running one's loader
+            // would answer for the wrong kernel.
+            let mode = if offline { Mode::User } else { mode };
             let kernel = Kernel::from_files(btf.as_deref(), kallsyms.as_deref());
-            match relocate(&data, &kernel) {
+            match relocate_with(&data, &kernel, mode) {
                 Ok(r) => {
                     if json {
                         println!("{}", report::to_json(&r));

@@ -41,7 +41,7 @@ pub struct RelocatedSection {
 }
 
 /// The result of relocating an object.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Relocation {
     /// Externs, in libbpf's extern order.
     pub externs: Vec<ExternReport>,
@@ -51,6 +51,9 @@ pub struct Relocation {
     pub sections: Vec<RelocatedSection>,
     /// Every site, in section and relocation order.
     pub sites: Vec<Site>,
+    /// Module BTF fds obtained by the in-kernel resolver (kernel mode): they
+    /// back `fd_array` and the instructions, and close when this drops.
+    pub owned_fds: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Relocation {
@@ -123,6 +126,7 @@ pub fn relocate(object: &[u8], kernel: &Kernel) -> Result<Relocation> {
             &parsed.externs,
             btf,
             kernel,
+            None,
             &mut resolutions,
             &mut fd_array,
             &mut modules,
@@ -154,6 +158,7 @@ pub(crate) fn finish(
         fd_array,
         sections,
         sites: parsed.sites.clone(),
+        owned_fds: Vec::new(),
     })
 }
 
@@ -183,18 +188,26 @@ pub(crate) fn resolve_user(
     externs: &[Extern<'_>],
     local: &Btf<'_>,
     kernel: &Kernel,
+    typeless: Option<Vec<Option<Match>>>,
     resolutions: &mut [Resolution],
     fd_array_out: &mut Vec<i32>,
     modules_out: &mut [Option<String>],
 ) -> Result<()> {
     let needs = resolve::needs(externs);
 
-    let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
-    let count = resolve::kallsyms_names(externs, &mut names)?;
-    let mut matches: Vec<Option<Match>> = vec![None; count];
-    if needs.kallsyms {
-        kernel.scan_kallsyms(&names[..count], &mut matches)?;
-    }
+    // Typeless addresses: given (from the in-kernel lookup), or kallsyms.
+    let matches = match typeless {
+        Some(given) => given,
+        None => {
+            let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
+            let count = resolve::kallsyms_names(externs, &mut names)?;
+            let mut matches: Vec<Option<Match>> = vec![None; count];
+            if needs.kallsyms {
+                kernel.scan_kallsyms(&names[..count], &mut matches)?;
+            }
+            matches
+        }
+    };
 
     let mut vm_index = Vec::new();
     let mut mod_indexes: Vec<Vec<u32>> = Vec::new();
@@ -335,7 +348,15 @@ pub fn relocate_insns(
     let mut resolutions = vec![Resolution::default(); externs.len()];
     let mut fd_array = Vec::new();
     let mut modules = vec![None; externs.len()];
-    resolve_user(&externs, &btf, kernel, &mut resolutions, &mut fd_array, &mut modules)?;
+    resolve_user(
+        &externs,
+        &btf,
+        kernel,
+        None,
+        &mut resolutions,
+        &mut fd_array,
+        &mut modules,
+    )?;
     patch::patch_section(insns, 0, &core_sites, &resolutions)?;
     Ok(InsnRelocation {
         externs: reports(&externs, resolutions, modules, &core_sites),

@@ -120,12 +120,46 @@ fn errors_exit_non_zero_and_name_the_extern() {
         ),
     ];
     for (obj, msg) in cases {
-        let out = ksymrelo(&["resolve", &fixture(obj), "--json"]);
+        // Ambiguity is visible only to the kallsyms scan of user mode (the
+        // kernel's lookup answers with its first match, as for libbpf's
+        // gen_loader); the others fail in every mode that checks types.
+        let out = ksymrelo(&["resolve", &fixture(obj), "--json", "--mode", "user"]);
         assert!(!out.status.success(), "{obj} succeeded");
         assert!(out.stdout.is_empty(), "{obj}: nothing on stdout");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{obj}: {err}");
     }
+}
+
+#[test]
+fn modes_agree_and_auto_is_the_default() {
+    if !live() {
+        return;
+    }
+    let run = |extra: &[&str]| {
+        let mut args = vec!["resolve", "--json"];
+        let f = fixture("mixed.bpf.o");
+        args.push(&f);
+        args.extend_from_slice(extra);
+        let out = ksymrelo(&args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let user = run(&["--mode", "user"]);
+    assert_eq!(run(&["--mode", "kernel"]), user);
+    assert_eq!(run(&["--mode", "auto"]), user);
+    assert_eq!(run(&[]), user);
+    let out = ksymrelo(&["resolve", &fixture("mixed.bpf.o"), "--mode", "sideways"]);
+    assert!(!out.status.success());
+    // Errors that need type checks fail in auto mode too.
+    let out = ksymrelo(&["resolve", &fixture("err_var_type.bpf.o")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("incompatible types"));
+    let out = ksymrelo(&["resolve", &fixture("err_strong_missing.bpf.o"), "--mode", "kernel"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'ksymrelo_strong_missing' (strong): not resolved"));
 }
 
 #[test]

@@ -8,13 +8,29 @@ use std::os::fd::AsFd;
 use ksymrelo_core::insn::{CALL, PSEUDO_KFUNC_CALL};
 use ksymrelo_std::load::{load_program, LoadOptions};
 use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
-use ksymrelo_std::{relocate, Kernel, Relocation};
+use ksymrelo_std::{relocate, relocate_with, Kernel, Mode, Relocation};
 use ksymrelo_tests::{fixture_bytes, kallsyms_addr, kernel_usable, live_kernel_files};
 
 /// Relocates `fixture` against the running kernel, loads its `syscall`
 /// section and runs it over a context of u64 words (`ctx_in`).
+/// Every mode is run; all must load, run and write the same context, and
+/// patch the same instructions. Returns the user-mode relocation.
 fn run(fixture: &str, ctx_in: &[u64]) -> (Relocation, Vec<u64>) {
-    let r = relocate(&fixture_bytes(fixture), &Kernel::live()).unwrap();
+    let (user, ctx) = run_mode(fixture, ctx_in, Mode::User);
+    for mode in [Mode::Kernel, Mode::Auto] {
+        let (r, c) = run_mode(fixture, ctx_in, mode);
+        assert_eq!(c, ctx, "{fixture}: {mode:?} mode ran differently");
+        assert_eq!(
+            r.sections, user.sections,
+            "{fixture}: {mode:?} mode patched differently"
+        );
+        assert_eq!(r.fd_array, user.fd_array, "{fixture}: {mode:?} fd_array");
+    }
+    (user, ctx)
+}
+
+fn run_mode(fixture: &str, ctx_in: &[u64], mode: Mode) -> (Relocation, Vec<u64>) {
+    let r = relocate_with(&fixture_bytes(fixture), &Kernel::live(), mode).unwrap();
     let insns = &r.section("syscall").expect("a syscall section").insns;
     let prog = load_program(
         insns,
@@ -27,7 +43,7 @@ fn run(fixture: &str, ctx_in: &[u64]) -> (Relocation, Vec<u64>) {
             name: Some("ksymrelo_e2e"),
         },
     )
-    .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    .unwrap_or_else(|e| panic!("{fixture} ({mode:?}): {e}"));
     let mut ctx: Vec<u8> = ctx_in.iter().flat_map(|w| w.to_le_bytes()).collect();
     let result = prog_test_run(prog.as_fd(), Some(&mut ctx)).unwrap();
     assert_eq!(result.retval, 0, "{fixture} returned {}", result.retval);
@@ -115,6 +131,13 @@ fn typed_vars_resolve_to_vmlinux_btf_ids() {
     // This kernel's verifier refuses typed variables (no data symbols in
     // kallsyms), so check the instructions against the BTF instead.
     let r = relocate(&fixture_bytes("typed.bpf.o"), &Kernel::live()).unwrap();
+    if kernel_usable("typed vars in kernel mode") {
+        let k = relocate_with(&fixture_bytes("typed.bpf.o"), &Kernel::live(), Mode::Kernel).unwrap();
+        assert_eq!(
+            k.sections, r.sections,
+            "kernel mode: same typed-var patches, src_reg cleared for the weak miss"
+        );
+    }
     let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
     let btf = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
     let insns = &r.section("syscall").unwrap().insns;
