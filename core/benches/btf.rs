@@ -57,6 +57,14 @@ fn bench(c: &mut Criterion) {
             black_box(btf.find_own_batch(&WANTED, &mut found).unwrap())
         })
     });
+    let mut index2 = vec![0u32; Btf::max_type_count(&data)];
+    let indexed = Btf::parse_indexed(&data, None, &mut index2).unwrap();
+    c.bench_function("batch lookup of 10 names via the id index", |b| {
+        b.iter(|| {
+            let mut found = [None; 10];
+            black_box(indexed.find_own_batch(&WANTED, &mut found).unwrap())
+        })
+    });
     c.bench_function("parse + batch lookup of 10 names", |b| {
         b.iter(|| {
             let btf = Btf::parse(black_box(&data)).unwrap();

@@ -32,6 +32,27 @@ pub struct KernelBtf<'k> {
     pub vmlinux: &'k Btf<'k>,
     /// Module BTFs.
     pub modules: &'k [ModuleBtf<'k>],
+    /// Optional: vmlinux lookups already made for these externs (see
+    /// [`btf_lookups`] and [`Btf::parse_indexed_batch`]), `[i]` for
+    /// `externs[i]`; saves the resolver its own pass over vmlinux.
+    pub vmlinux_found: Option<&'k [Option<u32>]>,
+}
+
+/// The `(name, kind)` each extern is looked up by in kernel BTF (`None` for
+/// typeless and kconfig externs), `out[i]` for `externs[i]`. Feed the
+/// `Some`s to [`Btf::parse_indexed_batch`] to fill
+/// [`KernelBtf::vmlinux_found`].
+pub fn btf_lookups<'a>(externs: &[Extern<'a>], out: &mut [Option<(&'a [u8], Kind)>]) -> Result<()> {
+    if out.len() < externs.len() {
+        return Err(Error::CapacityExceeded {
+            what: "BTF lookups",
+            capacity: out.len(),
+        });
+    }
+    for (o, e) in out.iter_mut().zip(externs) {
+        *o = lookup_kind(e).map(|k| (e.lookup_name().as_bytes(), k));
+    }
+    Ok(())
 }
 
 /// What a set of externs needs from the kernel, so that only that is read.
@@ -251,10 +272,24 @@ pub fn resolve(
 
     // Typed variables and kfuncs: batched BTF lookups, then checks in
     // extern order (which decides fd_array slots, as in libbpf).
+    if let Some(found) = kernel.and_then(|k| k.vmlinux_found) {
+        if found.len() < externs.len() {
+            return Err(Error::Mismatch {
+                what: "fewer vmlinux lookups than externs",
+            });
+        }
+    }
     let mut start = 0;
     while start < externs.len() {
         let end = (start + BATCH).min(externs.len());
-        resolve_btf_batch(&externs[start..end], local, kernel, fd_array, &mut out[start..end])?;
+        resolve_btf_batch(
+            &externs[start..end],
+            start,
+            local,
+            kernel,
+            fd_array,
+            &mut out[start..end],
+        )?;
         start = end;
     }
 
@@ -278,6 +313,7 @@ fn lookup_kind(e: &Extern<'_>) -> Option<Kind> {
 
 fn resolve_btf_batch(
     externs: &[Extern<'_>],
+    first: usize,
     local: &Btf<'_>,
     kernel: Option<&KernelBtf<'_>>,
     fd_array: &mut FdArray<'_>,
@@ -307,7 +343,18 @@ fn resolve_btf_batch(
             vm_found[i] = Some(0);
         }
     }
-    kernel.vmlinux.find_own_batch(wanted, &mut vm_found)?;
+    match kernel.vmlinux_found {
+        Some(given) => {
+            for (i, e) in externs.iter().enumerate() {
+                if lookup_kind(e).is_some() {
+                    vm_found[i] = given[first + i];
+                }
+            }
+        }
+        None => {
+            kernel.vmlinux.find_own_batch(wanted, &mut vm_found)?;
+        }
+    }
     for (i, e) in externs.iter().enumerate() {
         if lookup_kind(e).is_some() && vm_found[i].is_none() {
             pending += 1;

@@ -55,6 +55,7 @@ fuzz_target!(|input: Input<'_>| {
     let kernel = KernelBtf {
         vmlinux: &vmlinux,
         modules: &modules,
+        vmlinux_found: None,
     };
 
     let mut names: Vec<&[u8]> = vec![&[]; externs.len()];

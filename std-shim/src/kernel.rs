@@ -9,7 +9,6 @@ use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use ksymrelo_core::btf::Btf;
 use ksymrelo_core::kallsyms::{Match, Matcher, Stats};
 
 use crate::error::{Error, Result};
@@ -241,12 +240,4 @@ fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {
         });
     }
     Ok(out)
-}
-
-/// Parses the vmlinux BTF with an id index (so compatibility checks are
-/// O(1) per type) — the index lives in `index`.
-pub fn parse_vmlinux<'a>(data: &'a [u8], index: &'a mut Vec<u32>) -> Result<Btf<'a>> {
-    // calloc'd: pages the walk never touches cost nothing.
-    *index = vec![0u32; Btf::max_type_count(data)];
-    Ok(Btf::parse_indexed(data, None, index)?)
 }

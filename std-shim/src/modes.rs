@@ -6,7 +6,7 @@ use ksymrelo_core::kallsyms::Match;
 use ksymrelo_core::object::{ExternKind, Site, SiteKind};
 use ksymrelo_core::resolve::{Outcome, Resolution, Unresolved};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::inkernel::{resolve_in_kernel, InKernel};
 use crate::kernel::Kernel;
 use crate::relocate::{finish, parse, resolve_user, Parsed, RelocatedSection, Relocation};
@@ -196,48 +196,52 @@ fn relocate_kernel(object: &[u8]) -> Result<Relocation> {
     Ok(relocation)
 }
 
+/// The loader's typeless addresses, in `kallsyms_names` order (the
+/// typeless externs in table order); 0 (not found) is `None`.
+fn typeless_matches(parsed: &Parsed<'_>, joined: &Joined, run: &InKernel) -> Vec<Option<Match>> {
+    let mut by_extern: Vec<Option<Match>> = vec![None; parsed.externs.len()];
+    for site in &joined.sites {
+        let (a, b) = (run.insns[site.insn_idx as usize], run.insns[site.insn_idx as usize + 1]);
+        let addr = u64::from(a.imm() as u32) | (u64::from(b.imm() as u32) << 32);
+        by_extern[site.extern_idx as usize] = (addr != 0).then(|| Match::new(addr));
+    }
+    parsed
+        .externs
+        .iter()
+        .zip(by_extern)
+        .filter(|(e, _)| e.kind == ExternKind::Typeless)
+        .map(|(_, m)| m)
+        .collect()
+}
+
 fn relocate_auto(object: &[u8], kernel: &Kernel) -> Result<Relocation> {
     let parsed = parse(object)?;
     let Some(btf) = &parsed.btf else {
         return finish(&parsed, Vec::new(), Vec::new(), Vec::new());
     };
     let typeless = |s: &Site| parsed.externs[s.extern_idx as usize].kind == ExternKind::Typeless;
-    // Typeless addresses from the kernel's own lookup, if it lets us.
-    let given = match run_loader(&parsed, typeless) {
-        Ok((joined, Some(run))) => {
-            let mut by_extern: Vec<Option<Match>> = vec![None; parsed.externs.len()];
-            for site in &joined.sites {
-                let (a, b) = (run.insns[site.insn_idx as usize], run.insns[site.insn_idx as usize + 1]);
-                let addr = u64::from(a.imm() as u32) | (u64::from(b.imm() as u32) << 32);
-                by_extern[site.extern_idx as usize] = (addr != 0).then(|| Match::new(addr));
-            }
-            // In `kallsyms_names` order: the typeless externs in table order.
-            Some(
-                parsed
-                    .externs
-                    .iter()
-                    .zip(by_extern)
-                    .filter(|(e, _)| e.kind == ExternKind::Typeless)
-                    .map(|(_, m)| m)
-                    .collect(),
-            )
-        }
-        Ok((_, None)) => None,
-        // Refused (no CAP_BPF, helper missing, kptr_restrict...): user space.
-        Err(Error::Io { .. }) | Err(Error::InKernel { .. }) => None,
-        Err(e) => return Err(e),
-    };
     let mut resolutions = vec![Resolution::default(); parsed.externs.len()];
     let mut fd_array = Vec::new();
     let mut modules = vec![None; parsed.externs.len()];
-    resolve_user(
-        &parsed.externs,
-        btf,
-        kernel,
-        given,
-        &mut resolutions,
-        &mut fd_array,
-        &mut modules,
-    )?;
+    std::thread::scope(|scope| {
+        // The kernel's lookups run while this thread parses the BTF.
+        let loader = scope.spawn(|| run_loader(&parsed, typeless));
+        let given = || match loader.join() {
+            Ok(Ok((joined, Some(run)))) => Some(typeless_matches(&parsed, &joined, &run)),
+            // No typeless ksym; or the kernel refused (no CAP_BPF, helper
+            // missing, kptr_restrict...): kallsyms in user space.
+            Ok(Ok((_, None))) | Ok(Err(_)) => None,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        resolve_user(
+            &parsed.externs,
+            btf,
+            kernel,
+            given,
+            &mut resolutions,
+            &mut fd_array,
+            &mut modules,
+        )
+    })?;
     finish(&parsed, resolutions, fd_array, modules)
 }

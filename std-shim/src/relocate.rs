@@ -2,7 +2,7 @@
 //! executable section relocated out — what libbpf does to ksyms when it
 //! loads an object, bit for bit.
 
-use ksymrelo_core::btf::Btf;
+use ksymrelo_core::btf::{Btf, Kind};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
 use ksymrelo_core::object::{Extern, ExternKind, Object, Site};
@@ -10,7 +10,7 @@ use ksymrelo_core::patch;
 use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution};
 
 use crate::error::Result;
-use crate::kernel::{parse_vmlinux, Kernel};
+use crate::kernel::Kernel;
 
 /// One extern and what it resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub fn relocate(object: &[u8], kernel: &Kernel) -> Result<Relocation> {
             &parsed.externs,
             btf,
             kernel,
-            None,
+            || None,
             &mut resolutions,
             &mut fd_array,
             &mut modules,
@@ -188,35 +188,37 @@ pub(crate) fn resolve_user(
     externs: &[Extern<'_>],
     local: &Btf<'_>,
     kernel: &Kernel,
-    typeless: Option<Vec<Option<Match>>>,
+    typeless: impl FnOnce() -> Option<Vec<Option<Match>>>,
     resolutions: &mut [Resolution],
     fd_array_out: &mut Vec<i32>,
     modules_out: &mut [Option<String>],
 ) -> Result<()> {
     let needs = resolve::needs(externs);
 
-    // Typeless addresses: given (from the in-kernel lookup), or kallsyms.
-    let matches = match typeless {
-        Some(given) => given,
-        None => {
-            let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
-            let count = resolve::kallsyms_names(externs, &mut names)?;
-            let mut matches: Vec<Option<Match>> = vec![None; count];
-            if needs.kallsyms {
-                kernel.scan_kallsyms(&names[..count], &mut matches)?;
-            }
-            matches
-        }
-    };
-
-    let mut vm_index = Vec::new();
+    let mut vm_index: Vec<u32>;
     let mut mod_indexes: Vec<Vec<u32>> = Vec::new();
     let vmlinux;
     let mut module_btfs: Vec<ModuleBtf<'_>> = Vec::new();
     let module_data;
+    let mut vm_found: Vec<Option<u32>> = vec![None; externs.len()];
     let kernel_btf = if needs.btf {
-        vmlinux = parse_vmlinux(kernel.vmlinux_btf()?, &mut vm_index)?;
-        module_data = kernel.module_btfs()?;
+        // One walk over vmlinux: validation, the id index, and the lookups.
+        let mut lookups = vec![None; externs.len()];
+        resolve::btf_lookups(externs, &mut lookups)?;
+        let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
+        let mut found = vec![None; wanted.len()];
+        let data = kernel.vmlinux_btf()?;
+        vm_index = vec![0u32; Btf::max_type_count(data)];
+        vmlinux = Btf::parse_indexed_batch(data, None, &mut vm_index, &wanted, &mut found)?;
+        let mut results = found.into_iter();
+        for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {
+            if lookup.is_some() {
+                *slot = results.next().flatten();
+            }
+        }
+        // Module BTFs only when vmlinux lacks something, as libbpf.
+        let all_in_vmlinux = lookups.iter().zip(&vm_found).all(|(l, f)| l.is_none() || f.is_some());
+        module_data = if all_in_vmlinux { &[][..] } else { kernel.module_btfs()? };
         mod_indexes.resize_with(module_data.len(), Vec::new);
         for (m, index) in module_data.iter().zip(mod_indexes.iter_mut()) {
             *index = vec![0u32; Btf::max_type_count(&m.data)];
@@ -229,9 +231,25 @@ pub(crate) fn resolve_user(
         Some(KernelBtf {
             vmlinux: &vmlinux,
             modules: &module_btfs,
+            vmlinux_found: Some(&vm_found),
         })
     } else {
         None
+    };
+
+    // Typeless addresses: given (e.g. by the in-kernel lookup, which may
+    // still be running while the BTF above was parsed), or from kallsyms.
+    let matches = match typeless() {
+        Some(given) => given,
+        None => {
+            let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
+            let count = resolve::kallsyms_names(externs, &mut names)?;
+            let mut matches: Vec<Option<Match>> = vec![None; count];
+            if needs.kallsyms {
+                kernel.scan_kallsyms(&names[..count], &mut matches)?;
+            }
+            matches
+        }
     };
 
     let mut slots = vec![0i32; module_btfs.len() + 1];
@@ -352,7 +370,7 @@ pub fn relocate_insns(
         &externs,
         &btf,
         kernel,
-        None,
+        || None,
         &mut resolutions,
         &mut fd_array,
         &mut modules,

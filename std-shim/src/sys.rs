@@ -452,7 +452,7 @@ impl Mmap {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_PRIVATE,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
             )

@@ -61,17 +61,53 @@ impl<'a> Btf<'a> {
         Self::parse_inner(data, base, Some(index))
     }
 
+    /// [`Btf::parse_indexed`] and [`Btf::find_own_batch`] in one walk: the
+    /// lookups of a resolver that needs the index anyway cost no second pass.
+    pub fn parse_indexed_batch(
+        data: &'a [u8],
+        base: Option<&'a Btf<'a>>,
+        index: &'a mut [u32],
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+    ) -> Result<Btf<'a>> {
+        if found.len() < wanted.len() {
+            return Err(Error::CapacityExceeded {
+                what: "BTF lookup results",
+                capacity: found.len(),
+            });
+        }
+        let mut filter = Filter::new(wanted, found);
+        Self::parse_walk(data, base, Some(index), &mut |btf_strings, ty| {
+            filter.offer(btf_strings, base, ty, wanted, found)
+        })
+    }
+
     /// An upper bound on the number of types in `data` (the smallest type
     /// record is 12 bytes), to size an index table for [`Btf::parse_indexed`].
     pub fn max_type_count(data: &[u8]) -> usize {
         crate::read::pod::<Header>(data, 0, "BTF header").map_or(0, |h| h.type_len.get() as usize / 12)
     }
 
-    fn parse_inner(data: &'a [u8], base: Option<&'a Btf<'a>>, mut index: Option<&'a mut [u32]>) -> Result<Btf<'a>> {
+    fn parse_inner(data: &'a [u8], base: Option<&'a Btf<'a>>, index: Option<&'a mut [u32]>) -> Result<Btf<'a>> {
+        Self::parse_walk(data, base, index, &mut |_, _| Ok(()))
+    }
+
+    /// Validates every type (filling `index` if given) and shows each to
+    /// `visit` with this blob's string section.
+    fn parse_walk(
+        data: &'a [u8],
+        base: Option<&'a Btf<'a>>,
+        mut index: Option<&'a mut [u32]>,
+        visit: &mut dyn FnMut(&Strings<'a>, &Type<'a>) -> Result<()>,
+    ) -> Result<Btf<'a>> {
         let sections = header::sections(data, base.is_some())?;
         let (start_id, start_str) = match base {
             None => (1, 0),
             Some(b) => (b.end_id()?, b.strings.end()?),
+        };
+        let strings = Strings {
+            bytes: sections.strings,
+            start: start_str,
         };
         let mut count: u32 = 0;
         let mut pos = 0usize;
@@ -79,7 +115,8 @@ impl<'a> Btf<'a> {
             let id = start_id
                 .checked_add(count)
                 .ok_or(Error::Overflow { what: "BTF type ids" })?;
-            let (_, len) = Type::parse(&sections.types[pos..], id, pos)?;
+            let (ty, len) = Type::parse(&sections.types[pos..], id, pos)?;
+            visit(&strings, &ty)?;
             if let Some(index) = index.as_deref_mut() {
                 let capacity = index.len();
                 let slot = index.get_mut(count as usize).ok_or(Error::CapacityExceeded {
@@ -95,10 +132,7 @@ impl<'a> Btf<'a> {
         let index: Option<&'a [u32]> = index.map(|index| &index[..count as usize]);
         Ok(Btf {
             types: sections.types,
-            strings: Strings {
-                bytes: sections.strings,
-                start: start_str,
-            },
+            strings,
             base,
             start_id,
             count,
@@ -216,25 +250,6 @@ impl<'a> Btf<'a> {
         Ok(found[0])
     }
 
-    fn match_batch(
-        &self,
-        wanted: &[(&[u8], Kind)],
-        found: &mut [Option<u32>],
-        name: &[u8],
-        ty: &Type<'_>,
-        missing: &mut usize,
-    ) -> usize {
-        let mut n = 0;
-        for (i, (want, kind)) in wanted.iter().enumerate() {
-            if found[i].is_none() && *kind == ty.kind() && *want == name {
-                found[i] = Some(ty.id());
-                n += 1;
-                *missing -= 1;
-            }
-        }
-        n
-    }
-
     /// Looks up a batch of `(name, kind)` pairs among this blob's own types in
     /// one pass; `found[i]` receives the first matching id for `wanted[i]`
     /// (entries already `Some` are kept). Returns how many are now found.
@@ -245,60 +260,90 @@ impl<'a> Btf<'a> {
                 capacity: found.len(),
             });
         }
-        // Prefilters: the kinds wanted, and a bitset over a hash of the
-        // first two bytes of the names wanted. A candidate name is then
-        // compared in place (bytes then NUL), without scanning for its end.
-        let mut kinds = 0u32;
-        let mut prefixes = [0u64; 16];
-        let mut missing = 0usize;
-        for (i, (name, kind)) in wanted.iter().enumerate() {
-            if found[i].is_none() {
-                missing += 1;
-                kinds |= 1 << (*kind as u8);
-                let key = prefix_key(name.first().copied(), name.get(1).copied());
-                prefixes[key / 64] |= 1 << (key % 64);
-            }
-        }
-        let mut done = wanted.len() - missing;
-        if missing == 0 {
-            return Ok(done);
-        }
-        let own = self.strings.bytes;
-        for ty in self.own_types() {
-            let ty = ty?;
-            if kinds & (1 << (ty.kind() as u8)) == 0 {
-                continue;
-            }
-            let off = ty.name_off();
-            let Some(local) = off.checked_sub(self.strings.start).map(|l| l as usize) else {
-                // A name in the base's strings: take the slow path.
-                let name = self.name(&ty)?;
-                done += self.match_batch(wanted, found, name, &ty, &mut missing);
-                if missing == 0 {
-                    break;
-                }
-                continue;
-            };
-            let key = prefix_key(own.get(local).copied(), own.get(local + 1).copied());
-            if prefixes[key / 64] & (1 << (key % 64)) == 0 {
-                continue;
-            }
-            for (i, (want, kind)) in wanted.iter().enumerate() {
-                if found[i].is_none()
-                    && *kind == ty.kind()
-                    && own.get(local..local + want.len()) == Some(want)
-                    && own.get(local + want.len()) == Some(&0)
-                {
-                    found[i] = Some(ty.id());
-                    done += 1;
-                    missing -= 1;
-                }
-            }
-            if missing == 0 {
+        let mut filter = Filter::new(wanted, found);
+        // With the id index, each type is read in place by offset; without
+        // it, the types are walked.
+        let by_index = self.index.into_iter().flatten().enumerate().map(|(i, &pos)| {
+            let id = self.start_id + i as u32;
+            let bytes = self.types.get(pos as usize..).ok_or(Error::BtfTypeId { id })?;
+            Type::parse(bytes, id, pos as usize).map(|(t, _)| t)
+        });
+        let walked = self.index.is_none().then(|| self.own_types()).into_iter().flatten();
+        for ty in by_index.chain(walked) {
+            filter.offer(&self.strings, self.base, &ty?, wanted, found)?;
+            if filter.missing == 0 {
                 break;
             }
         }
-        Ok(done)
+        Ok(wanted.len() - filter.missing)
+    }
+}
+
+/// The prefilters of a batch lookup, and the in-place name comparison.
+struct Filter {
+    kinds: u32,
+    prefixes: [u64; 16],
+    missing: usize,
+}
+
+impl Filter {
+    fn new(wanted: &[(&[u8], Kind)], found: &[Option<u32>]) -> Filter {
+        let mut f = Filter {
+            kinds: 0,
+            prefixes: [0; 16],
+            missing: 0,
+        };
+        for (i, (name, kind)) in wanted.iter().enumerate() {
+            if found[i].is_none() {
+                f.missing += 1;
+                f.kinds |= 1 << (*kind as u8);
+                let key = prefix_key(name.first().copied(), name.get(1).copied());
+                f.prefixes[key / 64] |= 1 << (key % 64);
+            }
+        }
+        f
+    }
+
+    fn offer(
+        &mut self,
+        strings: &Strings<'_>,
+        base: Option<&Btf<'_>>,
+        ty: &Type<'_>,
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+    ) -> Result<()> {
+        if self.missing == 0 || self.kinds & (1 << (ty.kind() as u8)) == 0 {
+            return Ok(());
+        }
+        let Some(local) = ty.name_off().checked_sub(strings.start).map(|l| l as usize) else {
+            // A split type named by a string of its base.
+            let name = base
+                .ok_or(Error::BtfString { offset: ty.name_off() })?
+                .name_by_offset(ty.name_off())?;
+            for (i, (want, kind)) in wanted.iter().enumerate() {
+                if found[i].is_none() && *kind == ty.kind() && *want == name {
+                    found[i] = Some(ty.id());
+                    self.missing -= 1;
+                }
+            }
+            return Ok(());
+        };
+        let own = strings.bytes;
+        let key = prefix_key(own.get(local).copied(), own.get(local + 1).copied());
+        if self.prefixes[key / 64] & (1 << (key % 64)) == 0 {
+            return Ok(());
+        }
+        for (i, (want, kind)) in wanted.iter().enumerate() {
+            if found[i].is_none()
+                && *kind == ty.kind()
+                && own.get(local..local + want.len()) == Some(want)
+                && own.get(local + want.len()) == Some(&0)
+            {
+                found[i] = Some(ty.id());
+                self.missing -= 1;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -341,6 +341,12 @@ fn batch_lookup_agrees_with_a_naive_scan_on_vmlinux() {
     let pairs: Vec<(&[u8], Kind)> = wanted.iter().map(|(n, k)| (&n[..], *k)).collect();
     let mut found = std::vec![None; pairs.len()];
     btf.find_own_batch(&pairs, &mut found).unwrap();
+    // The indexed fast path gives the same answers.
+    let mut index = std::vec![0u32; Btf::max_type_count(&data)];
+    let indexed = Btf::parse_indexed(&data, None, &mut index).unwrap();
+    let mut found_indexed = std::vec![None; pairs.len()];
+    indexed.find_own_batch(&pairs, &mut found_indexed).unwrap();
+    assert_eq!(found, found_indexed);
     for ((name, kind), got) in pairs.iter().zip(&found) {
         let naive = btf
             .own_types()

@@ -271,6 +271,11 @@ impl<'a> Type<'a> {
         Ok((Type { id, kind, raw, extra }, 12 + extra_len))
     }
 
+    /// The raw 12-byte header.
+    pub fn raw(&self) -> &'a RawType {
+        self.raw
+    }
+
     /// Type id.
     pub fn id(&self) -> u32 {
         self.id

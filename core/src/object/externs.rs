@@ -59,10 +59,10 @@ pub struct Extern<'a> {
     pub index: u32,
 }
 
-impl Extern<'_> {
+impl<'a> Extern<'a> {
     /// The name a kernel lookup uses: the essential name for kfuncs, the
     /// full name for variables.
-    pub fn lookup_name(&self) -> &str {
+    pub fn lookup_name(&self) -> &'a str {
         match self.kind {
             ExternKind::Kfunc => self.essential_name,
             _ => self.name,
