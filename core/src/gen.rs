@@ -334,6 +334,22 @@ fn abort_unless_ok(e: &mut Emitter<'_>, layout: &Layout, extern_idx: u32) -> Res
     e.op(EXIT, 0, 0, 0, 0)
 }
 
+/// `r7 = btf_find_by_name_kind(r1 name, r2 size, kind, 0)` (r1, r2 set).
+fn btf_find(e: &mut Emitter<'_>, kind: i32) -> Result<()> {
+    e.op(MOV64_IMM, 3, 0, 0, kind)?;
+    e.op(MOV64_IMM, 4, 0, 0, 0)?;
+    e.op(CALL, 0, 0, 0, HELPER_BTF_FIND_BY_NAME_KIND)?;
+    e.op(MOV64_REG, 7, 0, 0, 0)
+}
+
+/// The id (low half of r7) into insn.imm; the BTF object fd (high half)
+/// left in r9.
+fn store_id_take_fd(e: &mut Emitter<'_>) -> Result<()> {
+    e.op(STX_W, 8, 7, 4, 0)?;
+    e.op(MOV64_REG, 9, 7, 0, 0)?;
+    e.op(RSH64_IMM, 9, 0, 0, 32)
+}
+
 fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut Emitter<'_>) -> Result<()> {
     let mut name_off = layout.names_off;
     let mut slot_off = layout.slots_off;
@@ -392,10 +408,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                 slot_off += 8;
             }
             Lookup::Btf { kind } => {
-                e.op(MOV64_IMM, 3, 0, 0, kind)?;
-                e.op(MOV64_IMM, 4, 0, 0, 0)?;
-                e.op(CALL, 0, 0, 0, HELPER_BTF_FIND_BY_NAME_KIND)?;
-                e.op(MOV64_REG, 7, 0, 0, 0)?;
+                btf_find(e, kind)?;
                 if ext.weak {
                     // Missing: both imms 0 and src_reg cleared (6 insns).
                     e.op(JSGE_IMM, 7, 0, 6, 0)?;
@@ -408,17 +421,12 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                 } else {
                     abort_unless_ok(e, layout, site.extern_idx)?;
                 }
-                e.op(STX_W, 8, 7, 4, 0)?;
-                e.op(MOV64_REG, 9, 7, 0, 0)?;
-                e.op(RSH64_IMM, 9, 0, 0, 32)?;
+                store_id_take_fd(e)?;
                 e.op(STX_W, 8, 9, 12, 0)?;
             }
             Lookup::Kfunc => {
                 fd_slot += 1;
-                e.op(MOV64_IMM, 3, 0, 0, KIND_FUNC)?;
-                e.op(MOV64_IMM, 4, 0, 0, 0)?;
-                e.op(CALL, 0, 0, 0, HELPER_BTF_FIND_BY_NAME_KIND)?;
-                e.op(MOV64_REG, 7, 0, 0, 0)?;
+                btf_find(e, KIND_FUNC)?;
                 if ext.weak {
                     // Missing: imm 0, off 0 (poisoning is user space's).
                     e.op(JSGE_IMM, 7, 0, 3, 0)?;
@@ -428,9 +436,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                 } else {
                     abort_unless_ok(e, layout, site.extern_idx)?;
                 }
-                e.op(STX_W, 8, 7, 4, 0)?;
-                e.op(MOV64_REG, 9, 7, 0, 0)?;
-                e.op(RSH64_IMM, 9, 0, 0, 32)?;
+                store_id_take_fd(e)?;
                 // vmlinux (fd 0): off 0; a module: its fd into this
                 // kfunc's fd_array slot, the slot into off.
                 e.op(JEQ_IMM, 9, 0, 5, 0)?;

@@ -224,3 +224,18 @@ pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
     std::fs::write(dir.join("ksymrelo_other"), o.finish()).unwrap();
     Some((Dir(dir), [f1, f2, v, f3]))
 }
+
+/// An object's extern table and sites, as the core reads them.
+pub fn externs_and_sites<'a>(
+    obj: &ksymrelo_core::object::Object<'a>,
+) -> (Vec<ksymrelo_core::object::Extern<'a>>, Vec<ksymrelo_core::object::Site>) {
+    use ksymrelo_core::object::{Extern, Site};
+    let btf = obj.btf().unwrap();
+    let mut externs = vec![Extern::default(); obj.extern_count()];
+    let n = obj.externs(&btf, &mut externs).unwrap().len();
+    externs.truncate(n);
+    let mut sites = vec![Site::default(); obj.max_site_count().unwrap()];
+    let n = obj.sites(&externs, &mut sites).unwrap().len();
+    sites.truncate(n);
+    (externs, sites)
+}

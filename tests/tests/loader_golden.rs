@@ -4,18 +4,15 @@
 
 use ksymrelo_core::gen::{self, GenOptions};
 use ksymrelo_core::insn::Insn;
-use ksymrelo_core::object::{Extern, Object, Site};
-use ksymrelo_tests::fixture_bytes;
+use ksymrelo_core::object::Object;
+use ksymrelo_tests::{externs_and_sites, fixture_bytes};
 
 #[test]
 fn mixed_loader_disassembly() {
     let data = fixture_bytes("mixed.bpf.o");
     let obj = Object::parse(&data).unwrap();
-    let btf = obj.btf().unwrap();
-    let mut externs = vec![Extern::default(); obj.extern_count()];
-    let externs = obj.externs(&btf, &mut externs).unwrap();
-    let mut sites = vec![Site::default(); obj.max_site_count().unwrap()];
-    let sites = obj.sites(externs, &mut sites).unwrap();
+    let (externs, sites) = externs_and_sites(&obj);
+    let (externs, sites) = (&externs[..], &sites[..]);
     let section = obj.elf().section_by_name(b"syscall").unwrap().unwrap();
     let mut insns = obj.insns(&section).unwrap().to_vec();
     gen::prepatch(&mut insns, externs, sites).unwrap();

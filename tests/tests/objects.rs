@@ -2,7 +2,7 @@
 //! the ELF objects (no kernel involved).
 
 use ksymrelo_core::object::{Extern, ExternKind, Object, Site, SiteKind};
-use ksymrelo_tests::fixture_bytes;
+use ksymrelo_tests::{externs_and_sites, fixture_bytes};
 
 /// (name, kind, weak, number of sites, site kinds) in libbpf's extern order.
 type Row = (&'static str, ExternKind, bool, &'static [SiteKind]);
@@ -10,11 +10,7 @@ type Row = (&'static str, ExternKind, bool, &'static [SiteKind]);
 fn check(fixture: &str, expected: &[Row]) {
     let data = fixture_bytes(fixture);
     let obj = Object::parse(&data).unwrap();
-    let btf = obj.btf().unwrap();
-    let mut externs = vec![Extern::default(); obj.extern_count()];
-    let externs = obj.externs(&btf, &mut externs).unwrap();
-    let mut sites = vec![Site::default(); obj.max_site_count().unwrap()];
-    let sites = obj.sites(externs, &mut sites).unwrap();
+    let (externs, sites) = externs_and_sites(&obj);
     let got: Vec<(&str, ExternKind, bool, Vec<SiteKind>)> = externs
         .iter()
         .map(|e| {
