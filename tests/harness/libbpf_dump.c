@@ -1,19 +1,36 @@
-/* libbpf_dump: opens and loads a BPF object with the system's libbpf and
- * prints, for each of the object's programs, the instructions libbpf passes
- * to BPF_PROG_LOAD — i.e. after libbpf relocated its ksyms. Used by
- * ksymrelo's differential tests.
+/* libbpf_dump: opens and loads a BPF object with the system's libbpf (1.1 on
+ * the development machines) and prints, for each BPF_PROG_LOAD of one of the
+ * object's programs, the instructions libbpf hands to the kernel, i.e. after
+ * libbpf has appended subprograms and relocated the ksyms. It is the oracle
+ * of ksymrelo's differential tests.
  *
- * How: libbpf is linked statically and reaches the kernel through
- * syscall(2); this file defines `syscall`, so libbpf's calls land here,
- * are recorded, and are forwarded to the C library's syscall().
+ * How: libbpf is linked statically and reaches the kernel through the C
+ * library's syscall(); this file defines its own `syscall`, which the static
+ * libbpf binds to at link time. Each call is forwarded to the C library's
+ * syscall() (found with dlsym(RTLD_NEXT)); a BPF_PROG_LOAD whose instruction
+ * pointer is one of the object's programs' (bpf_program__insns) is dumped
+ * after the kernel answered. libbpf's feature probes load programs of their
+ * own and are not dumped.
  *
  * Usage: libbpf_dump [--fake-load] OBJECT
- *   --fake-load  when the kernel refuses a program (e.g. typed ksyms on a
- *                kernel without data symbols in kallsyms), hand libbpf a
- *                dummy fd so it goes on to the next program.
- * Output: one JSON object per line:
- *   {"name": "...", "loaded": true|false, "insns": [[code, dst, src, off, imm], ...]}
- * Exit: 0 when libbpf's load succeeded (or was faked), 1 otherwise. */
+ *   --fake-load  when the kernel refuses one of the object's programs (e.g.
+ *                typed ksyms on a kernel whose kallsyms has no data symbols),
+ *                hand libbpf an fd of /dev/null instead, so that it goes on
+ *                and every program is dumped.
+ * Output (stdout), one JSON object per line and per BPF_PROG_LOAD:
+ *   {"name": "PROG", "section": "SEC", "loaded": true|false,
+ *    "insns": [[code, dst_reg, src_reg, off, imm], ...], "fd_array": [fd, ...]}
+ *   - name: the program's full name; section: its ELF section;
+ *   - loaded: whether the kernel accepted it (false when faked or refused;
+ *     without --fake-load a refused program is printed twice, since libbpf
+ *     retries with a verifier log);
+ *   - insns: numbers as in struct bpf_insn (off and imm signed);
+ *   - fd_array: [] when libbpf passed none, else its slots 0..N, N being the
+ *     highest slot the instructions use (kfunc call `off`, or `imm` of an
+ *     ld_imm64 with src_reg 5/6); the values are fds of this process.
+ * Exit: 0 when libbpf's load succeeded (or was faked); 1 when it failed
+ * (libbpf's log and the error on stderr); 2 on bad usage; 3 when the load
+ * succeeded but some program was not seen (the syscall was not interposed). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -28,88 +45,127 @@
 
 static struct bpf_object *dump_obj;
 static int fake_load;
+static unsigned int dumped;
 
-static int is_object_program(const char *attr_name)
+/* The object's program whose instructions are being loaded, if any. */
+static struct bpf_program *object_program(const union bpf_attr *attr)
 {
 	struct bpf_program *prog;
 
 	if (!dump_obj)
-		return 0;
+		return NULL;
 	bpf_object__for_each_program(prog, dump_obj) {
-		/* The kernel keeps BPF_OBJ_NAME_LEN - 1 bytes of the name. */
-		if (strncmp(bpf_program__name(prog), attr_name, BPF_OBJ_NAME_LEN - 1) == 0)
-			return 1;
+		if ((unsigned long)bpf_program__insns(prog) == (unsigned long)attr->insns)
+			return prog;
 	}
-	return 0;
+	return NULL;
 }
 
-static void dump(const union bpf_attr *attr, int loaded)
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void dump(const struct bpf_program *prog, const union bpf_attr *attr, int loaded)
 {
 	const struct bpf_insn *insns = (const struct bpf_insn *)(unsigned long)attr->insns;
-	__u32 i;
+	const int *fd_array = (const int *)(unsigned long)attr->fd_array;
+	long max_slot = -1, i;
 
-	printf("{\"name\": \"%.*s\", \"loaded\": %s, \"insns\": [", BPF_OBJ_NAME_LEN, attr->prog_name,
-	       loaded ? "true" : "false");
-	for (i = 0; i < attr->insn_cnt; i++)
-		printf("%s[%u, %u, %u, %d, %d]", i ? ", " : "", insns[i].code, insns[i].dst_reg,
-		       insns[i].src_reg, insns[i].off, insns[i].imm);
+	printf("{\"name\": ");
+	json_string(bpf_program__name(prog));
+	printf(", \"section\": ");
+	json_string(bpf_program__section_name(prog));
+	printf(", \"loaded\": %s, \"insns\": [", loaded ? "true" : "false");
+	for (i = 0; i < (long)attr->insn_cnt; i++) {
+		const struct bpf_insn *in = &insns[i];
+
+		printf("%s[%u, %u, %u, %d, %d]", i ? ", " : "", in->code, in->dst_reg, in->src_reg, in->off,
+		       in->imm);
+		if (in->code == (BPF_JMP | BPF_CALL) && in->src_reg == BPF_PSEUDO_KFUNC_CALL && in->off > max_slot)
+			max_slot = in->off;
+		if (in->code == (BPF_LD | BPF_IMM | BPF_DW) &&
+		    (in->src_reg == BPF_PSEUDO_MAP_IDX || in->src_reg == BPF_PSEUDO_MAP_IDX_VALUE) &&
+		    in->imm > max_slot)
+			max_slot = in->imm;
+	}
+	printf("], \"fd_array\": [");
+	for (i = 0; fd_array && i <= max_slot; i++)
+		printf("%s%d", i ? ", " : "", fd_array[i]);
 	printf("]}\n");
 	fflush(stdout);
+	dumped++;
 }
 
 long syscall(long nr, ...)
 {
 	static long (*real)(long, ...);
-	long a[6];
+	long a[6], ret;
 	va_list ap;
-	int i;
+	int i, saved;
 
+	/* Every caller passes at most six long-sized arguments. */
 	va_start(ap, nr);
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
 	if (!real)
 		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
-
-	if (nr == __NR_bpf && a[0] == BPF_PROG_LOAD) {
-		const union bpf_attr *attr = (const union bpf_attr *)a[1];
-		int ours = is_object_program(attr->prog_name);
-		long ret = real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-
-		if (ours)
-			dump(attr, ret >= 0);
-		if (ret < 0 && ours && fake_load) {
-			int saved = errno;
-			long fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-			errno = saved;
-			return fd;
-		}
+	ret = real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (nr != __NR_bpf || a[0] != BPF_PROG_LOAD)
 		return ret;
+
+	saved = errno;
+	{
+		const union bpf_attr *attr = (const union bpf_attr *)a[1];
+		struct bpf_program *prog = object_program(attr);
+
+		if (prog) {
+			dump(prog, attr, ret >= 0);
+			if (ret < 0 && fake_load) {
+				ret = open("/dev/null", O_RDONLY | O_CLOEXEC);
+				if (ret >= 0)
+					saved = 0;
+			}
+		}
 	}
-	return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	errno = saved; /* libbpf reads the kernel's errno after us */
+	return ret;
 }
 
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+static int warnings_only(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
 }
 
 int main(int argc, char **argv)
 {
+	struct bpf_program *prog;
+	unsigned int expected = 0;
 	const char *path;
 	int err;
 
 	if (argc == 3 && strcmp(argv[1], "--fake-load") == 0) {
 		fake_load = 1;
 		path = argv[2];
-	} else if (argc == 2) {
+	} else if (argc == 2 && argv[1][0] != '-') {
 		path = argv[1];
 	} else {
 		fprintf(stderr, "usage: %s [--fake-load] OBJECT\n", argv[0]);
 		return 2;
 	}
-	libbpf_set_print(quiet);
+	libbpf_set_print(warnings_only);
 	dump_obj = bpf_object__open_file(path, NULL);
 	if (!dump_obj) {
 		fprintf(stderr, "libbpf_dump: open %s: %s\n", path, strerror(errno));
@@ -121,6 +177,13 @@ int main(int argc, char **argv)
 		bpf_object__close(dump_obj);
 		return 1;
 	}
+	bpf_object__for_each_program(prog, dump_obj)
+		expected += bpf_program__autoload(prog);
 	bpf_object__close(dump_obj);
+	if (dumped < expected) {
+		fprintf(stderr, "libbpf_dump: %u of %u programs seen: syscall() not interposed?\n", dumped,
+			expected);
+		return 3;
+	}
 	return 0;
 }

@@ -171,3 +171,26 @@ fn weak_kfuncs_present_run_absent_are_skipped() {
     let (_, c) = run("weak_kfuncs.bpf.o", &[0; 3]);
     assert_eq!(c, [1, 0, 3]);
 }
+
+#[test]
+fn multi_section_object_is_patched_identically_in_every_mode() {
+    if !gate("multi_section_object_is_patched_identically_in_every_mode") {
+        return;
+    }
+    // Sites in `.text`, `syscall` and `xdp`: one in-kernel loader covers all
+    // sections, each symbol looked up once. (Running it needs `.text`
+    // linked into each program, which is the loader's job, not ours.)
+    let data = fixture_bytes("multi_section.bpf.o");
+    let user = relocate_with(&data, &Kernel::live(), Mode::User).unwrap();
+    let names: Vec<&str> = user.sections.iter().map(|s| s.name.as_str()).collect();
+    for want in [".text", "syscall", "xdp"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    assert_eq!(user.extern_named("vfs_read").unwrap().sites, 3);
+    let sections_with_sites: std::collections::BTreeSet<u32> = user.sites.iter().map(|s| s.section).collect();
+    assert_eq!(sections_with_sites.len(), 3);
+    for mode in [Mode::Kernel, Mode::Auto] {
+        let r = relocate_with(&data, &Kernel::live(), mode).unwrap();
+        assert_eq!(r.sections, user.sections, "{mode:?}");
+    }
+}
