@@ -48,7 +48,7 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Core(e) => e.errno(),
-            Error::Io { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Io { source, .. } => -crate::sys::errno(source).unwrap_or(libc::EIO),
             Error::Usage(_) => -libc::EINVAL,
             Error::InKernel { .. } => -libc::ESRCH,
         }
