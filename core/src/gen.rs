@@ -155,6 +155,16 @@ fn add(a: u32, b: u32) -> Result<u32> {
 /// `insn_cnt` instructions with these sites (insn indices relative to the
 /// program), without writing anything.
 pub fn plan(externs: &[Extern<'_>], sites: &[Site], insn_cnt: usize, opts: &GenOptions) -> Result<Layout> {
+    // Every offset below is derived from a site index; bounding the indices
+    // by the (checked) program size keeps all that arithmetic in range.
+    for site in sites {
+        let last = u64::from(site.insn_idx) + u64::from(site.kind == SiteKind::Ld64);
+        if last >= insn_cnt as u64 {
+            return Err(Error::Mismatch {
+                what: "site past the end of the program's instructions",
+            });
+        }
+    }
     let mut out = Emitter { buf: None, len: 0 };
     let layout = layout(externs, sites, insn_cnt, opts)?;
     emit_loader(&Plan { externs, sites }, &layout, opts, &mut out)?;
@@ -731,6 +741,10 @@ mod tests {
         ));
         let bad = [site(10, 3, SiteKind::Ld64)];
         assert!(emit(&externs, &bad, &insns, &opts, &mut loader, &mut blob).is_err());
+        // Found by review: a huge index must be an error in plan() too, not
+        // an overflow while computing offsets.
+        let huge = [site(u32::MAX, 3, SiteKind::Call)];
+        assert!(plan(&externs, &huge, insns.len(), &opts).is_err());
     }
 
     #[test]
