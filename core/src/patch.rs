@@ -14,8 +14,8 @@
 
 use crate::elf::Elf;
 use crate::error::{Error, Result};
-use crate::insn::{self, Insn, CALL, INSN_SIZE, POISON_CALL_KFUNC_BASE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
-use crate::object::{ExternKind, Site, SiteKind};
+use crate::insn::{self, Insn, CALL, POISON_CALL_KFUNC_BASE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
+use crate::object::{Site, SiteKind};
 use crate::resolve::{Outcome, Resolution};
 
 fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result<()> {
@@ -151,20 +151,11 @@ pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) 
     Ok(())
 }
 
-/// Byte offset of a site's instruction within its section.
-pub fn site_byte_offset(site: &Site) -> u64 {
-    u64::from(site.insn_idx) * INSN_SIZE as u64
-}
-
-/// The extern kinds whose sites [`patch_section`] changes.
-pub fn patches(kind: ExternKind) -> bool {
-    kind.is_ksym()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::insn::LD_IMM64;
+    use crate::object::ExternKind;
     use crate::resolve::Unresolved;
 
     fn res(kind: ExternKind, weak: bool, index: u32, outcome: Outcome) -> Resolution {
