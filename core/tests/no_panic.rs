@@ -32,6 +32,17 @@ fn exercise_btf(data: &[u8]) {
             assert_eq!(indexed.type_by_id(id).is_ok(), btf.type_by_id(id).is_ok());
         }
     }
+    // A sparse table (every 2^k-th offset) answers the same.
+    let mut sparse_index = [0u32; 3];
+    if let Ok(sparse) = Btf::parse_indexed(data, None, &mut sparse_index) {
+        for id in 0..end.min(2000) {
+            let (a, b) = (sparse.type_by_id(id), btf.type_by_id(id));
+            assert_eq!(a.is_ok(), b.is_ok());
+            if let (Ok(a), Ok(b)) = (a, b) {
+                assert_eq!((a.kind(), a.name_off()), (b.kind(), b.name_off()));
+            }
+        }
+    }
     // The same bytes as a split BTF over themselves.
     if let Ok(split) = Btf::parse_split(data, &btf) {
         for ty in split.own_types().take(1000) {

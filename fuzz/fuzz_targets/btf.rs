@@ -19,6 +19,9 @@ fuzz_target!(|input: Input<'_>| {
     let mut index = vec![0u32; Btf::max_type_count(input.base)];
     let indexed = Btf::parse_indexed(input.base, None, &mut index).expect("indexed parse agrees with plain parse");
     assert_eq!(indexed.own_type_count(), base.own_type_count());
+    // A sparse table: every 2^k-th offset, a short walk for the rest.
+    let mut sparse_index = [0u32; 2];
+    let sparse = Btf::parse_indexed(input.base, None, &mut sparse_index).expect("sparse parse agrees with plain parse");
     for ty in base.own_types() {
         let ty = ty.expect("a validated BTF iterates without error");
         let _ = base.name(&ty);
@@ -33,6 +36,8 @@ fuzz_target!(|input: Input<'_>| {
         );
         let by_id = indexed.type_by_id(ty.id()).expect("every iterated id resolves");
         assert_eq!(by_id.kind(), ty.kind());
+        let by_sparse = sparse.type_by_id(ty.id()).expect("every iterated id resolves sparsely");
+        assert_eq!((by_sparse.kind(), by_sparse.name_off()), (ty.kind(), ty.name_off()));
     }
     for kind in [Kind::Var, Kind::Func, Kind::Struct] {
         let _ = base.find_by_name_kind(input.name, kind);

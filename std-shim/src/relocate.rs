@@ -183,6 +183,9 @@ fn reports(
         .collect()
 }
 
+/// Slots of the vmlinux type-offset table (see [`Btf::parse_indexed`]).
+const VMLINUX_INDEX_SLOTS: usize = 8192;
+
 /// User-space resolution of all externs (kallsyms + BTF).
 pub(crate) fn resolve_user(
     externs: &[Extern<'_>],
@@ -208,7 +211,9 @@ pub(crate) fn resolve_user(
         let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
         let mut found = vec![None; wanted.len()];
         let data = kernel.vmlinux_btf()?;
-        vm_index = vec![0u32; Btf::max_type_count(data)];
+        // Every 64th offset or so: ~32 KiB to fill instead of ~1 MiB of
+        // fresh pages, for a short walk on each of the few lookups by id.
+        vm_index = vec![0u32; Btf::max_type_count(data).clamp(1, VMLINUX_INDEX_SLOTS)];
         vmlinux = Btf::parse_indexed_batch(data, None, &mut vm_index, &wanted, &mut found)?;
         let mut results = found.into_iter();
         for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {

@@ -2,8 +2,10 @@
 //! `.BTF` section of BPF objects — parsed in place, never copied.
 //!
 //! Type ids and string offsets of a split BTF continue after its base's, as
-//! in the kernel. Types are found by id in O(1) with a caller-provided offset
-//! table ([`Btf::parse_indexed`]), or by a linear walk without one.
+//! in the kernel. Types are found by id through a caller-provided offset
+//! table ([`Btf::parse_indexed`]): O(1) when it has a slot per type, a short
+//! walk from the nearest kept offset when it is smaller; by a linear walk
+//! without one.
 
 mod compat;
 mod header;
@@ -30,8 +32,10 @@ pub struct Btf<'a> {
     start_id: u32,
     /// Number of types in this blob (not counting the base).
     count: u32,
-    /// Byte offset in `types` of each own type, when the caller gave a table.
+    /// Byte offset in `types` of every `1 << index_shift`-th own type, when
+    /// the caller gave a table.
     index: Option<&'a [u32]>,
+    index_shift: u32,
 }
 
 impl<'a> Btf<'a> {
@@ -52,11 +56,15 @@ impl<'a> Btf<'a> {
         Self::parse_inner(data, Some(base), None)
     }
 
-    /// Parses (optionally over `base`) and fills `index` with the byte offset
-    /// of every type, so that [`Btf::type_by_id`] is O(1).
+    /// Parses (optionally over `base`) and fills `index` with type offsets so
+    /// that [`Btf::type_by_id`] need not walk from the first type.
     ///
-    /// `index` needs [`Btf::max_type_count`] entries at most; if it is
-    /// smaller than the number of types, this is a `CapacityExceeded` error.
+    /// With [`Btf::max_type_count`] entries, `index` keeps the offset of
+    /// every type and lookups by id are O(1). A smaller table keeps every
+    /// 2^k-th offset (the smallest k that fits), and a lookup walks at most
+    /// 2^k - 1 records from there: a few thousand entries are enough for
+    /// vmlinux and cost no page faults to fill. An empty table is a
+    /// `CapacityExceeded` error.
     pub fn parse_indexed(data: &'a [u8], base: Option<&'a Btf<'a>>, index: &'a mut [u32]) -> Result<Btf<'a>> {
         Self::parse_inner(data, base, Some(index))
     }
@@ -77,7 +85,7 @@ impl<'a> Btf<'a> {
             });
         }
         let mut filter = Filter::new(wanted, found);
-        Self::parse_walk(data, base, Some(index), &mut |btf_strings, ty| {
+        Self::parse_walk(data, base, Some(index), |btf_strings: &Strings<'a>, ty: &Type<'a>| {
             filter.offer(btf_strings, base, ty, wanted, found)
         })
     }
@@ -89,17 +97,21 @@ impl<'a> Btf<'a> {
     }
 
     fn parse_inner(data: &'a [u8], base: Option<&'a Btf<'a>>, index: Option<&'a mut [u32]>) -> Result<Btf<'a>> {
-        Self::parse_walk(data, base, index, &mut |_, _| Ok(()))
+        Self::parse_walk(data, base, index, |_, _| Ok(()))
     }
 
     /// Validates every type (filling `index` if given) and shows each to
-    /// `visit` with this blob's string section.
-    fn parse_walk(
+    /// `visit` with this blob's string section. Generic over `visit` so that
+    /// the per-type check is inlined into the walk: vmlinux has ~130k types.
+    fn parse_walk<F>(
         data: &'a [u8],
         base: Option<&'a Btf<'a>>,
-        mut index: Option<&'a mut [u32]>,
-        visit: &mut dyn FnMut(&Strings<'a>, &Type<'a>) -> Result<()>,
-    ) -> Result<Btf<'a>> {
+        index: Option<&'a mut [u32]>,
+        mut visit: F,
+    ) -> Result<Btf<'a>>
+    where
+        F: FnMut(&Strings<'a>, &Type<'a>) -> Result<()>,
+    {
         let sections = header::sections(data, base.is_some())?;
         let (start_id, start_str) = match base {
             None => (1, 0),
@@ -109,6 +121,16 @@ impl<'a> Btf<'a> {
             bytes: sections.strings,
             start: start_str,
         };
+        let index_shift = match &index {
+            Some(index) => index_shift(sections.types.len() / 12, index.len())?,
+            None => 0,
+        };
+        // An empty table stands for "no table" in the walk below.
+        let (table, has_index) = match index {
+            Some(index) => (index, true),
+            None => (&mut [][..], false),
+        };
+        let mask = (1u32 << index_shift) - 1;
         let mut count: u32 = 0;
         let mut pos = 0usize;
         while pos < sections.types.len() {
@@ -117,19 +139,23 @@ impl<'a> Btf<'a> {
                 .ok_or(Error::Overflow { what: "BTF type ids" })?;
             let (ty, len) = Type::parse(&sections.types[pos..], id, pos)?;
             visit(&strings, &ty)?;
-            if let Some(index) = index.as_deref_mut() {
-                let capacity = index.len();
-                let slot = index.get_mut(count as usize).ok_or(Error::CapacityExceeded {
-                    what: "BTF type index",
-                    capacity,
-                })?;
-                // `pos` fits: the type section length is a u32.
-                *slot = pos as u32;
+            if has_index && count & mask == 0 {
+                // The shift was chosen so that every kept offset has a slot;
+                // `pos` fits in a u32 as the type section length does.
+                if let Some(slot) = table.get_mut((count >> index_shift) as usize) {
+                    *slot = pos as u32;
+                }
             }
             pos += len;
             count += 1;
         }
-        let index: Option<&'a [u32]> = index.map(|index| &index[..count as usize]);
+        let index = if has_index {
+            let kept = (count.div_ceil(1 << index_shift) as usize).min(table.len());
+            let table: &'a [u32] = table;
+            Some(&table[..kept])
+        } else {
+            None
+        };
         Ok(Btf {
             types: sections.types,
             strings,
@@ -137,6 +163,7 @@ impl<'a> Btf<'a> {
             start_id,
             count,
             index,
+            index_shift,
         })
     }
 
@@ -177,17 +204,21 @@ impl<'a> Btf<'a> {
         if local >= self.count {
             return Err(Error::BtfTypeId { id });
         }
-        let pos = match self.index {
-            Some(index) => index[local as usize] as usize,
-            None => {
-                let mut pos = 0usize;
-                for _ in 0..local {
-                    let (_, len) = Type::parse(&self.types[pos..], 0, pos)?;
-                    pos += len;
-                }
-                pos
+        // Start from the nearest kept offset at or before the type, and
+        // walk the records in between.
+        let (mut pos, skip) = match self.index {
+            Some(index) => {
+                let kept = (local >> self.index_shift) as usize;
+                let pos = *index.get(kept).ok_or(Error::BtfTypeId { id })?;
+                (pos as usize, local & ((1 << self.index_shift) - 1))
             }
+            None => (0, local),
         };
+        for _ in 0..skip {
+            let bytes = self.types.get(pos..).ok_or(Error::BtfTypeId { id })?;
+            let (_, len) = Type::parse(bytes, 0, pos)?;
+            pos += len;
+        }
         let bytes = self.types.get(pos..).ok_or(Error::BtfTypeId { id })?;
         Type::parse(bytes, id, pos).map(|(t, _)| t)
     }
@@ -261,15 +292,7 @@ impl<'a> Btf<'a> {
             });
         }
         let mut filter = Filter::new(wanted, found);
-        // With the id index, each type is read in place by offset; without
-        // it, the types are walked.
-        let by_index = self.index.into_iter().flatten().enumerate().map(|(i, &pos)| {
-            let id = self.start_id + i as u32;
-            let bytes = self.types.get(pos as usize..).ok_or(Error::BtfTypeId { id })?;
-            Type::parse(bytes, id, pos as usize).map(|(t, _)| t)
-        });
-        let walked = self.index.is_none().then(|| self.own_types()).into_iter().flatten();
-        for ty in by_index.chain(walked) {
+        for ty in self.own_types() {
             filter.offer(&self.strings, self.base, &ty?, wanted, found)?;
             if filter.missing == 0 {
                 break;
@@ -304,6 +327,10 @@ impl Filter {
         f
     }
 
+    /// Shows one type to the lookups. Inlined into the walk: most types are
+    /// turned away by kind or by the first two bytes of their name, and
+    /// only the rest pay for a call.
+    #[inline(always)]
     fn offer(
         &mut self,
         strings: &Strings<'_>,
@@ -316,23 +343,28 @@ impl Filter {
             return Ok(());
         }
         let Some(local) = ty.name_off().checked_sub(strings.start).map(|l| l as usize) else {
-            // A split type named by a string of its base.
-            let name = base
-                .ok_or(Error::BtfString { offset: ty.name_off() })?
-                .name_by_offset(ty.name_off())?;
-            for (i, (want, kind)) in wanted.iter().enumerate() {
-                if found[i].is_none() && *kind == ty.kind() && *want == name {
-                    found[i] = Some(ty.id());
-                    self.missing -= 1;
-                }
-            }
-            return Ok(());
+            return self.offer_base_named(base, ty, wanted, found);
         };
         let own = strings.bytes;
         let key = prefix_key(own.get(local).copied(), own.get(local + 1).copied());
         if self.prefixes[key / 64] & (1 << (key % 64)) == 0 {
             return Ok(());
         }
+        self.offer_candidate(own, local, ty, wanted, found);
+        Ok(())
+    }
+
+    /// Compares a type whose name passed the prefilter with every name still
+    /// wanted; `own[local..]` is its name in this blob's strings.
+    #[inline(never)]
+    fn offer_candidate(
+        &mut self,
+        own: &[u8],
+        local: usize,
+        ty: &Type<'_>,
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+    ) {
         for (i, (want, kind)) in wanted.iter().enumerate() {
             if found[i].is_none()
                 && *kind == ty.kind()
@@ -343,8 +375,44 @@ impl Filter {
                 self.missing -= 1;
             }
         }
+    }
+
+    /// A split type named by a string of its base.
+    #[inline(never)]
+    fn offer_base_named(
+        &mut self,
+        base: Option<&Btf<'_>>,
+        ty: &Type<'_>,
+        wanted: &[(&[u8], Kind)],
+        found: &mut [Option<u32>],
+    ) -> Result<()> {
+        let name = base
+            .ok_or(Error::BtfString { offset: ty.name_off() })?
+            .name_by_offset(ty.name_off())?;
+        for (i, (want, kind)) in wanted.iter().enumerate() {
+            if found[i].is_none() && *kind == ty.kind() && *want == name {
+                found[i] = Some(ty.id());
+                self.missing -= 1;
+            }
+        }
         Ok(())
     }
+}
+
+/// The smallest shift k such that keeping every 2^k-th of `max_types` type
+/// offsets fits in `capacity` slots.
+fn index_shift(max_types: usize, capacity: usize) -> Result<u32> {
+    if capacity == 0 {
+        return Err(Error::CapacityExceeded {
+            what: "BTF type index",
+            capacity,
+        });
+    }
+    let mut shift = 0u32;
+    while max_types.div_ceil(1 << shift) > capacity {
+        shift += 1;
+    }
+    Ok(shift)
 }
 
 /// Hash of a name's first two bytes into 0..1024 (a missing byte counts as 0,

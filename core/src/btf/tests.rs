@@ -107,9 +107,24 @@ fn index_gives_the_same_types() {
         let (a, b) = (indexed.type_by_id(id).unwrap(), plain.type_by_id(id).unwrap());
         assert_eq!((a.id(), a.kind(), a.name_off()), (b.id(), b.kind(), b.name_off()));
     }
-    let mut small = [0u32; 3];
+    // Smaller tables keep every 2^k-th offset and walk the rest: the same
+    // types for every id, and an error for ids past the end.
+    for capacity in 1..Btf::max_type_count(&data) {
+        let mut small = std::vec![u32::MAX; capacity];
+        let sparse = Btf::parse_indexed(&data, None, &mut small).unwrap();
+        for id in 0..=8 {
+            let (a, b) = (sparse.type_by_id(id).unwrap(), plain.type_by_id(id).unwrap());
+            assert_eq!(
+                (a.id(), a.kind(), a.name_off()),
+                (b.id(), b.kind(), b.name_off()),
+                "capacity {capacity}"
+            );
+        }
+        assert_eq!(sparse.type_by_id(9).unwrap_err(), Error::BtfTypeId { id: 9 });
+    }
+    let mut empty: [u32; 0] = [];
     assert!(matches!(
-        Btf::parse_indexed(&data, None, &mut small),
+        Btf::parse_indexed(&data, None, &mut empty),
         Err(Error::CapacityExceeded { .. })
     ));
 }
@@ -347,6 +362,21 @@ fn batch_lookup_agrees_with_a_naive_scan_on_vmlinux() {
     let mut found_indexed = std::vec![None; pairs.len()];
     indexed.find_own_batch(&pairs, &mut found_indexed).unwrap();
     assert_eq!(found, found_indexed);
+    // The one-walk parse with a sparse table (the resolver's way) too, and
+    // its lookups by id agree with the full table's.
+    let mut sparse_index = std::vec![0u32; 4096];
+    let mut found_sparse = std::vec![None; pairs.len()];
+    let sparse = Btf::parse_indexed_batch(&data, None, &mut sparse_index, &pairs, &mut found_sparse).unwrap();
+    assert_eq!(found, found_sparse);
+    let last = indexed.end_id().unwrap() - 1;
+    for id in (0..=last).step_by(97).chain([last]) {
+        let (a, b) = (sparse.type_by_id(id).unwrap(), indexed.type_by_id(id).unwrap());
+        assert_eq!(
+            (a.id(), a.kind(), a.name_off(), a.vlen()),
+            (b.id(), b.kind(), b.name_off(), b.vlen())
+        );
+    }
+    assert!(sparse.type_by_id(last + 1).is_err());
     for ((name, kind), got) in pairs.iter().zip(&found) {
         let naive = btf
             .own_types()
