@@ -192,6 +192,10 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
         id = match sys::btf_get_next_id(id) {
             Ok(Some(next)) => next,
             Ok(None) => break,
+            // Without the privilege to list BTF objects, libbpf searches no
+            // module: neither do we (a symbol only a module has stays
+            // unresolved, and names itself in the error).
+            Err(e) if listing_refused(&e) => break,
             Err(e) => return Err(Error::io("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
         };
         let fd = match sys::btf_get_fd_by_id(id) {
@@ -215,6 +219,12 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
         });
     }
     Ok(out)
+}
+
+/// Whether listing BTF objects failed for want of privilege (`EPERM`), as
+/// opposed to a real error.
+fn listing_refused(err: &std::io::Error) -> bool {
+    sys::errno(err) == Some(libc::EPERM)
 }
 
 fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {

@@ -201,3 +201,47 @@ fn garbage_input_is_an_error_not_a_crash() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ksymrelo:"));
 }
+
+/// Without `CAP_SYS_ADMIN`, `BPF_BTF_GET_NEXT_ID` is refused: as libbpf,
+/// module BTFs are then not searched, and a weak kfunc only a module could
+/// have resolves to zero instead of failing the whole object.
+#[test]
+fn module_listing_refused_means_no_modules() {
+    if !live() {
+        return;
+    }
+    let dropped = Command::new("setpriv")
+        .args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "true"])
+        .status();
+    if !dropped.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "setpriv cannot drop CAP_SYS_ADMIN but KSYMRELO_REQUIRE_KERNEL=1"
+        );
+        eprintln!("SKIP: setpriv cannot drop CAP_SYS_ADMIN here (needs root and util-linux)");
+        return;
+    }
+    let object = fixture("weak_kfuncs.bpf.o");
+    for mode in ["user", "auto"] {
+        let out = Command::new("setpriv")
+            .args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin"])
+            .arg(env!("CARGO_BIN_EXE_ksymrelo"))
+            .args(["resolve", &object, "--json", "--mode", mode])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--mode {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let missing: Vec<&str> = v["externs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resolved"] == false)
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(missing, ["ksymrelo_missing_kfunc", "ksymrelo_missing_kfunc2"], "--mode {mode}");
+    }
+}
