@@ -165,7 +165,9 @@ impl Kernel {
             KallsymsSource::File(p) => p.clone(),
             KallsymsSource::Absent => {
                 return Err(Error::Usage(
-                    "the object has typeless ksyms: a kallsyms file is needed with offline BTF (--kallsyms)".into(),
+                    "the object has typeless ksyms: with saved BTF, a saved kallsyms file is needed too \
+                     (`--kallsyms` of the command, `kallsyms_path` in C)"
+                        .into(),
                 ))
             }
         };

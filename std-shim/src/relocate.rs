@@ -353,12 +353,21 @@ pub fn relocate_insns(
                 }
                 .into())
             }
-            _ => {
-                return Err(CoreError::SitePastEnd {
-                    section: Name::from("(insns)"),
-                    offset: u64::from(s.insn_idx) * 8,
-                }
-                .into())
+            Some(_) => {
+                return Err(crate::Error::Usage(format!(
+                    "extern '{}': its ld_imm64 site at instruction {} is the last of {} (it takes two slots)",
+                    s.name,
+                    s.insn_idx,
+                    insns.len()
+                )))
+            }
+            None => {
+                return Err(crate::Error::Usage(format!(
+                    "extern '{}': site at instruction {} is past the end of the program ({} instructions)",
+                    s.name,
+                    s.insn_idx,
+                    insns.len()
+                )))
             }
         };
         core_sites.push(Site {

@@ -141,3 +141,47 @@ fn a_site_at_another_opcode_is_an_error_naming_section_and_index() {
         "{msg}"
     );
 }
+
+/// `relocate_insns` (the C loader's entry, sites given by index): a site
+/// outside the program, or an `ld_imm64` cut in half by the end, is refused
+/// with the extern's name, before any kernel file is read, and the
+/// instructions are left as they were.
+#[test]
+fn relocate_insns_names_the_extern_of_a_bad_site() {
+    use ksymrelo_std::{relocate_insns, InsnSite, Kernel};
+    let data = fixture_bytes("typeless.bpf.o");
+    let obj = Object::parse(&data).unwrap();
+    let s = obj.elf().section_by_name(b"syscall").unwrap().unwrap();
+    let original = obj.insns(&s).unwrap().to_vec();
+    let (externs, sites) = externs_and_sites(&obj);
+    let site = sites.iter().find(|x| x.section == s.index).unwrap();
+    let name = externs[site.extern_idx as usize].name;
+    // Offline BTF that does not exist: reading it would be an I/O error.
+    let kernel = Kernel::from_files(Some(std::path::Path::new("/nonexistent/vmlinux")), None);
+    let len = original.len() as u32;
+    for (insn_idx, insns_len, want) in [
+        (
+            len + 3,
+            original.len(),
+            format!("extern '{name}': site at instruction {} is past the end", len + 3),
+        ),
+        (
+            site.insn_idx,
+            site.insn_idx as usize + 1,
+            format!(
+                "extern '{name}': its ld_imm64 site at instruction {} is the last",
+                site.insn_idx
+            ),
+        ),
+    ] {
+        let mut insns = original[..insns_len].to_vec();
+        let bad = [InsnSite {
+            insn_idx,
+            weak: false,
+            name,
+        }];
+        let err = relocate_insns(&kernel, obj.btf_data().unwrap(), &mut insns, &bad).unwrap_err();
+        assert!(err.to_string().contains(&want), "{err}");
+        assert_eq!(insns, original[..insns_len]);
+    }
+}
