@@ -65,6 +65,14 @@ fn bench(c: &mut Criterion) {
             black_box((btf.own_type_count(), found))
         })
     });
+    let mut sparse = vec![0u32; 8192];
+    c.bench_function("parse + sparse index (8192 slots) + 10 lookups in one pass", |b| {
+        b.iter(|| {
+            let mut found = [None; 10];
+            let btf = Btf::parse_indexed_batch(black_box(&data), None, &mut sparse, &WANTED, &mut found).unwrap();
+            black_box((btf.own_type_count(), found))
+        })
+    });
     c.bench_function("parse + batch lookup of 10 names", |b| {
         b.iter(|| {
             let btf = Btf::parse(black_box(&data)).unwrap();
