@@ -194,3 +194,35 @@ fn multi_section_object_is_patched_identically_in_every_mode() {
         assert_eq!(r.sections, user.sections, "{mode:?}");
     }
 }
+
+/// The runner on its own: one loader run over the `syscall` section of the
+/// typeless fixture patches every site with the kallsyms address, obtains
+/// no module fd, and reports how long the run took (measured in user space:
+/// the kernel gives no duration for syscall programs).
+#[test]
+fn in_kernel_runner_patches_and_times_its_run() {
+    if !gate("in_kernel_runner_patches_and_times_its_run") {
+        return;
+    }
+    use ksymrelo_core::object::{ExternKind, Object};
+    let data = fixture_bytes("typeless.bpf.o");
+    let obj = Object::parse(&data).unwrap();
+    let s = obj.elf().section_by_name(b"syscall").unwrap().unwrap();
+    let (externs, sites) = ksymrelo_tests::externs_and_sites(&obj);
+    let sites: Vec<_> = sites.into_iter().filter(|x| x.section == s.index).collect();
+    let run = ksymrelo_std::inkernel::resolve_in_kernel(&externs, &sites, obj.insns(&s).unwrap()).unwrap();
+    assert!(run.run_ns > 0, "run time not measured");
+    assert!(run.module_fds.is_empty());
+    for site in &sites {
+        let e = &externs[site.extern_idx as usize];
+        assert_eq!(e.kind, ExternKind::Typeless);
+        let (lo, hi) = (run.insns[site.insn_idx as usize], run.insns[site.insn_idx as usize + 1]);
+        let addr = u64::from(lo.imm() as u32) | (u64::from(hi.imm() as u32) << 32);
+        let want = if e.weak && e.name.starts_with("ksymrelo_") {
+            0
+        } else {
+            kallsyms_addr(e.name)
+        };
+        assert_eq!(addr, want, "{}", e.name);
+    }
+}
