@@ -242,6 +242,10 @@ fn module_listing_refused_means_no_modules() {
             .filter(|e| e["resolved"] == false)
             .map(|e| e["name"].as_str().unwrap())
             .collect();
-        assert_eq!(missing, ["ksymrelo_missing_kfunc", "ksymrelo_missing_kfunc2"], "--mode {mode}");
+        assert_eq!(
+            missing,
+            ["ksymrelo_missing_kfunc", "ksymrelo_missing_kfunc2"],
+            "--mode {mode}"
+        );
     }
 }
