@@ -226,13 +226,33 @@ fn layout(externs: &[Extern<'_>], sites: &[Site], insn_cnt: usize, opts: &GenOpt
 /// runs: `BPF_PSEUDO_BTF_ID` on typed (and kfunc) `ld_imm64` sites,
 /// `BPF_PSEUDO_KFUNC_CALL` on kfunc calls; typeless sites are untouched. The
 /// loader clears the marker again where a weak lookup fails.
+///
+/// The immediates of BTF sites (id and BTF object fd of an `ld_imm64`, id
+/// and slot of a call) are zeroed too. A loader that runs to the end
+/// overwrites them all anyway; one that aborts on a strong failure leaves
+/// later sites as they are, and a non-zero fd there must be one the loader
+/// obtained, never a number the object happened to carry (its owner would
+/// close a descriptor it does not own).
 pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> Result<()> {
     let plan = Plan { externs, sites };
+    // Every site checked before any is touched: all or nothing.
     for site in sites {
         check_site(insns, site)?;
+        plan.lookup(site)?;
+    }
+    for site in sites {
+        let i = site.insn_idx as usize;
         match plan.lookup(site)? {
-            Some(Lookup::Btf { .. }) => insns[site.insn_idx as usize].set_src_reg(PSEUDO_BTF_ID),
-            Some(Lookup::Kfunc) => insns[site.insn_idx as usize].set_src_reg(PSEUDO_KFUNC_CALL),
+            Some(Lookup::Btf { .. }) => {
+                insns[i].set_src_reg(PSEUDO_BTF_ID);
+                insns[i].set_imm(0);
+                insns[i + 1].set_imm(0);
+            }
+            Some(Lookup::Kfunc) => {
+                insns[i].set_src_reg(PSEUDO_KFUNC_CALL);
+                insns[i].set_imm(0);
+                insns[i].set_off(0);
+            }
             _ => {}
         }
     }
@@ -644,6 +664,39 @@ mod tests {
         let layout = emit(&externs, &sites, &insns, &opts, &mut loader, &mut blob).unwrap();
         assert_eq!(layout, planned, "plan and emit agree");
         (layout, loader, blob)
+    }
+
+    #[test]
+    fn prepatch_marks_btf_sites_and_clears_what_the_object_carried() {
+        let (externs, sites, mut insns) = sample();
+        // Whatever numbers the object carried at its sites.
+        for i in [0usize, 1, 2, 3, 4, 5, 8, 9] {
+            insns[i].set_imm(7);
+        }
+        let before = insns;
+        prepatch(&mut insns, &externs, &sites).unwrap();
+        // Typed `v` at 4: marked, id and fd cleared.
+        assert_eq!(
+            (insns[4].src_reg(), insns[4].imm(), insns[5].imm()),
+            (PSEUDO_BTF_ID, 0, 0)
+        );
+        // Kfunc calls at 6 and 7: marked, id and slot cleared.
+        for i in [6, 7] {
+            assert_eq!(
+                (insns[i].src_reg(), insns[i].imm(), insns[i].off()),
+                (PSEUDO_KFUNC_CALL, 0, 0)
+            );
+        }
+        // Typeless sites are the loader's alone.
+        for i in [0, 1, 2, 3, 8, 9] {
+            assert_eq!(insns[i], before[i]);
+        }
+        // A bad site: nothing is touched.
+        let mut bad_sites = sites;
+        bad_sites[5].insn_idx = 10;
+        let mut untouched = before;
+        assert!(prepatch(&mut untouched, &externs, &bad_sites).is_err());
+        assert_eq!(untouched, before);
     }
 
     #[test]

@@ -226,3 +226,64 @@ fn in_kernel_runner_patches_and_times_its_run() {
         assert_eq!(addr, want, "{}", e.name);
     }
 }
+
+/// A loader that aborts on a strong lookup leaves later sites as prepatched:
+/// a descriptor number the object carried there must not be taken for one
+/// the loader obtained (the runner would close a descriptor of its caller).
+#[test]
+fn aborted_loader_leaves_the_callers_descriptors_alone() {
+    if !gate("aborted_loader_leaves_the_callers_descriptors_alone") {
+        return;
+    }
+    use ksymrelo_core::insn::{Insn, EXIT, LD_IMM64};
+    use ksymrelo_core::object::{Extern, ExternKind, Site, SiteKind};
+    use std::os::fd::AsRawFd;
+    // A BPF object of ours (a tiny BTF), the kind the runner would adopt.
+    let mut w = ksymrelo_tests::BtfWriter::base();
+    w.add("int", ksymrelo_tests::kind::INT, 0, 4, &[32]);
+    let ours = ksymrelo_std::sys::btf_load(&w.finish()).unwrap();
+    let fd = ours.as_raw_fd();
+
+    let typed = |name: &'static str, index: u32| Extern {
+        name,
+        essential_name: name,
+        kind: ExternKind::Typed,
+        weak: false,
+        index,
+        ..Extern::default()
+    };
+    let externs = [typed("ksymrelo_no_such_var", 0), typed("bpf_prog_active", 1)];
+    let sites = [
+        Site {
+            section: 0,
+            insn_idx: 0,
+            extern_idx: 0,
+            kind: SiteKind::Ld64,
+        },
+        Site {
+            section: 0,
+            insn_idx: 2,
+            extern_idx: 1,
+            kind: SiteKind::Ld64,
+        },
+    ];
+    let insns = [
+        Insn::new(LD_IMM64, 1, 0, 0, 0),
+        Insn::default(),
+        Insn::new(LD_IMM64, 2, 0, 0, 0),
+        Insn::new(0, 0, 0, 0, fd),
+        // r0 = 0 (BPF_ALU64 | BPF_MOV | BPF_K)
+        Insn::new(0xb7, 0, 0, 0, 0),
+        Insn::new(EXIT, 0, 0, 0, 0),
+    ];
+    let err = ksymrelo_std::inkernel::resolve_in_kernel(&externs, &sites, &insns).unwrap_err();
+    assert!(err.to_string().contains("ksymrelo_no_such_var"), "{err}");
+    match std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+        Ok(target) if target.to_string_lossy().contains("btf") => drop(ours),
+        other => {
+            // Not ours to close any more.
+            std::mem::forget(ours);
+            panic!("the runner closed our descriptor {fd}: now {other:?}");
+        }
+    }
+}
