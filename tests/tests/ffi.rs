@@ -92,6 +92,10 @@ fn command(wrapper: &[&str], program: &Path, args: &[&Path], run_kernel: bool) -
         None => Command::new(program),
     };
     cmd.args(args);
+    // cargo test points LD_LIBRARY_PATH at its own target directories, which
+    // would win over the rpath: run against the library the program was
+    // linked with, as a user's program would.
+    cmd.env_remove("LD_LIBRARY_PATH");
     if !run_kernel {
         cmd.env("KSYMRELO_C_NO_KERNEL", "1");
     }
@@ -121,14 +125,17 @@ fn c_programs_relocate_load_and_run() {
     assert!(out.status.success(), "ffi_test failed:\n{text}");
     assert!(text.contains("all checks passed"), "{text}");
 
-    let out = Command::new(&example).arg(fixture("mixed.bpf.o")).output().unwrap();
+    let out = command(&[], &example, &[], true)
+        .arg(fixture("mixed.bpf.o"))
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "readme example: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("fd_array has 0 entries"));
-    let out = Command::new(&example)
+    let out = command(&[], &example, &[], true)
         .arg(fixture("err_strong_missing.bpf.o"))
         .output()
         .unwrap();
