@@ -202,6 +202,31 @@ fn garbage_input_is_an_error_not_a_crash() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ksymrelo:"));
 }
 
+/// `ksymrelo ARGS` run with `caps` (e.g. `"-sys_admin"`, setpriv's syntax)
+/// dropped from the bounding and inheritable sets, so that root runs it
+/// without them; `None` (having said SKIP) where setpriv cannot do that.
+fn ksymrelo_without(caps: &str, args: &[&str]) -> Option<std::process::Output> {
+    let setpriv = |program: &str| {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set", caps, "--inh-caps", caps, program]);
+        c
+    };
+    if !setpriv("true").status().is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "setpriv cannot drop {caps} but KSYMRELO_REQUIRE_KERNEL=1"
+        );
+        eprintln!("SKIP: setpriv cannot drop {caps} here (needs root and util-linux)");
+        return None;
+    }
+    Some(setpriv(env!("CARGO_BIN_EXE_ksymrelo")).args(args).output().unwrap())
+}
+
+fn json(out: &std::process::Output, what: &str) -> serde_json::Value {
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Without `CAP_SYS_ADMIN`, `BPF_BTF_GET_NEXT_ID` is refused: as libbpf,
 /// module BTFs are then not searched, and a weak kfunc only a module could
 /// have resolves to zero instead of failing the whole object.
@@ -210,31 +235,12 @@ fn module_listing_refused_means_no_modules() {
     if !live() {
         return;
     }
-    let dropped = Command::new("setpriv")
-        .args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "true"])
-        .status();
-    if !dropped.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
-            "setpriv cannot drop CAP_SYS_ADMIN but KSYMRELO_REQUIRE_KERNEL=1"
-        );
-        eprintln!("SKIP: setpriv cannot drop CAP_SYS_ADMIN here (needs root and util-linux)");
-        return;
-    }
     let object = fixture("weak_kfuncs.bpf.o");
     for mode in ["user", "auto"] {
-        let out = Command::new("setpriv")
-            .args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin"])
-            .arg(env!("CARGO_BIN_EXE_ksymrelo"))
-            .args(["resolve", &object, "--json", "--mode", mode])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "--mode {mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let Some(out) = ksymrelo_without("-sys_admin", &["resolve", &object, "--json", "--mode", mode]) else {
+            return;
+        };
+        let v = json(&out, &format!("--mode {mode}"));
         let missing: Vec<&str> = v["externs"]
             .as_array()
             .unwrap()
@@ -248,4 +254,33 @@ fn module_listing_refused_means_no_modules() {
             "--mode {mode}"
         );
     }
+}
+
+/// Without `CAP_BPF` the kernel refuses the loader program: `auto` falls
+/// back to user space (kallsyms) and patches exactly what it patches with
+/// the loader; `kernel` says what was refused.
+#[test]
+fn without_cap_bpf_auto_falls_back_and_kernel_says_why() {
+    if !live() {
+        return;
+    }
+    let object = fixture("mixed.bpf.o");
+    let caps = "-bpf,-sys_admin,-perfmon";
+    let with_loader = json(
+        &ksymrelo(&["resolve", &object, "--json", "--mode", "auto"]),
+        "auto as root",
+    );
+    let Some(out) = ksymrelo_without(caps, &["resolve", &object, "--json", "--mode", "auto"]) else {
+        return;
+    };
+    let fallback = json(&out, "auto without CAP_BPF");
+    assert_eq!(fallback["sections"], with_loader["sections"]);
+    assert_eq!(fallback["externs"], with_loader["externs"]);
+    let out = ksymrelo_without(caps, &["resolve", &object, "--mode", "kernel"]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("loader") && err.contains("Operation not permitted"),
+        "{err}"
+    );
 }
