@@ -14,8 +14,14 @@
 //! 4. [`object`] — an object view: the extern table and the relocation sites.
 //! 5. [`kallsyms`] — a streaming, batched matcher over `/proc/kallsyms` text.
 //! 6. [`resolve`] — externs against kernel BTF and kallsyms results.
-//! 7. [`patch`] — writes the resolutions into the instructions, all or nothing.
-//! 8. [`gen`] — emits a loader program that resolves in the kernel instead.
+//! 7. [`lookup`] — the in-kernel resolver: a tiny program that answers name
+//!    lookups (`bpf_kallsyms_lookup_name`, `bpf_btf_find_by_name_kind`)
+//!    inside the kernel, one more source of [`resolve::Resolution`]s.
+//! 8. [`patch`] — writes the resolutions into the instructions, all or nothing.
+//! 9. [`gen`] — emits a light-skeleton loader that patches a program inside
+//!    the kernel instead (libbpf's gen_loader way).
+//!
+//! [`asm`] is the small assembler both emitters write with.
 //!
 //! [`error::Error`] is the one error type.
 #![no_std]
@@ -25,12 +31,14 @@
 // input), so they are large; they are built only on the failure path.
 #![allow(clippy::result_large_err)]
 
+pub mod asm;
 pub mod btf;
 pub mod elf;
 pub mod error;
 pub mod gen;
 pub mod insn;
 pub mod kallsyms;
+pub mod lookup;
 pub mod object;
 pub mod patch;
 mod read;

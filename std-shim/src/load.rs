@@ -40,6 +40,7 @@ pub fn load_program(insns: &[Insn], fd_array: &[i32], opts: &LoadOptions<'_>) ->
         expected_attach_type: opts.expected_attach_type,
         fd_array,
         log: Some(&mut log),
+        btf: None,
     })
     .map_err(|e| Error::io(format!("loading program {}", opts.name.unwrap_or("")), e))
 }

@@ -497,6 +497,19 @@ pub struct ProgLoad<'a> {
     /// Buffer for the verifier log of a failed load (at least 128 bytes to
     /// be used); its text is attached to the error.
     pub log: Option<&'a mut [u8]>,
+    /// The program's BTF and `bpf_func_info` records (needed by programs
+    /// that pass callbacks to helpers).
+    pub btf: Option<ProgBtf<'a>>,
+}
+
+/// BTF of a program being loaded: the loaded BTF object and the
+/// `struct bpf_func_info` records (`insn_off`, `type_id`, 8 bytes each).
+#[derive(Clone, Copy, Debug)]
+pub struct ProgBtf<'a> {
+    /// A BTF object from [`btf_load`].
+    pub fd: BorrowedFd<'a>,
+    /// The records, in host byte order.
+    pub func_info: &'a [u8],
 }
 
 /// Loads a program (`BPF_PROG_LOAD`).
@@ -525,6 +538,7 @@ pub struct ProgLoad<'a> {
 ///     expected_attach_type: 0,
 ///     fd_array: None,
 ///     log: Some(&mut log),
+///     btf: None,
 /// })?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -547,6 +561,15 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> io::Result<OwnedFd> {
         fd_array: p.fd_array.map_or(0, |f| f.as_ptr() as u64),
         ..Default::default()
     };
+    if let Some(btf) = &p.btf {
+        if btf.func_info.len() % FUNC_INFO_SIZE != 0 {
+            return Err(invalid("func_info is not a whole number of 8-byte records".into()));
+        }
+        attr.prog_btf_fd = btf.fd.as_raw_fd() as u32;
+        attr.func_info_rec_size = FUNC_INFO_SIZE as u32;
+        attr.func_info = ptr_of(btf.func_info);
+        attr.func_info_cnt = len_u32(btf.func_info.len() / FUNC_INFO_SIZE, "func_info")?;
+    }
     let err = match prog_load_attr(&mut attr) {
         Ok(fd) => return Ok(fd),
         Err(e) => e,
@@ -565,6 +588,9 @@ pub fn prog_load(p: &mut ProgLoad<'_>) -> io::Result<OwnedFd> {
     }
 }
 
+/// `sizeof(struct bpf_func_info)`.
+const FUNC_INFO_SIZE: usize = 8;
+
 /// One `BPF_PROG_LOAD`, repeated (as libbpf does) while the verifier
 /// reports `EAGAIN` (interrupted by a signal).
 fn prog_load_attr(attr: &mut ProgLoadAttr) -> io::Result<OwnedFd> {
@@ -573,7 +599,8 @@ fn prog_load_attr(attr: &mut ProgLoadAttr) -> io::Result<OwnedFd> {
         // SAFETY: `prog_load` filled `attr` from live borrows it holds
         // across this call: `insns` (`insn_cnt` * 8 bytes), the
         // NUL-terminated license, `fd_array` (every index the instructions
-        // use was checked to be in range) and, if set, the exclusively
+        // use was checked to be in range), the func_info records
+        // (`func_info_cnt` whole records) and, if set, the exclusively
         // borrowed log (`log_size` bytes, bounding the kernel's writes).
         match unsafe { sys_bpf(BPF_PROG_LOAD, attr) } {
             // SAFETY: the command returns a new fd.
@@ -1105,6 +1132,7 @@ mod tests {
             expected_attach_type: 0,
             fd_array,
             log,
+            btf: None,
         })
     }
 
