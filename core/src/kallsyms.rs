@@ -15,7 +15,7 @@ use crate::error::{Error, Name, Result};
 /// address, type and `[module]`).
 const MAX_LINE: usize = 1024;
 /// Most wanted names in one pass.
-pub const MAX_NAMES: usize = 1024;
+pub const MAX_NAMES: usize = 8192;
 /// `MODULE_NAME_LEN`.
 const MODULE_NAME_LEN: usize = 56;
 
@@ -36,6 +36,15 @@ impl Match {
             module: [0; MODULE_NAME_LEN],
             module_len: 0,
         }
+    }
+
+    /// A match at `addr` in `module` (cut to `MODULE_NAME_LEN` bytes).
+    pub fn in_module(addr: u64, module: &[u8]) -> Self {
+        let mut m = Match::new(addr);
+        let len = module.len().min(MODULE_NAME_LEN);
+        m.module[..len].copy_from_slice(&module[..len]);
+        m.module_len = len as u8;
+        m
     }
 
     /// The module that provides the symbol (`None` for vmlinux).

@@ -172,7 +172,8 @@ impl<'b> FdArray<'b> {
         self.len == 0
     }
 
-    fn slot_for(&mut self, fd: i32, name: &str) -> Result<u16> {
+    /// The slot of the module BTF `fd`, added at the end if new.
+    pub fn slot_for(&mut self, fd: i32, name: &str) -> Result<u16> {
         if let Some(i) = self.as_slice().iter().skip(1).position(|&s| s == fd) {
             return Ok(i as u16 + 1);
         }
@@ -214,7 +215,8 @@ pub fn kallsyms_names<'a>(externs: &[Extern<'a>], out: &mut [&'a [u8]]) -> Resul
 /// Externs looked up in one BTF pass.
 const BATCH: usize = 64;
 
-/// Resolves every extern of `externs` into `out[i]` (for `externs[i]`).
+/// Resolves every extern of `externs` into `out[i]` (for `externs[i]`), in
+/// user space: [`start`], [`apply_kallsyms`], [`resolve_btf`], [`finish`].
 ///
 /// - `local` is the object's BTF (for compatibility checks);
 /// - `kernel` is required when [`needs`] says `btf`;
@@ -233,6 +235,39 @@ pub fn resolve(
     fd_array: &mut FdArray<'_>,
     out: &mut [Resolution],
 ) -> Result<()> {
+    let out = start(externs, out)?;
+    if externs.iter().any(|e| e.kind == ExternKind::Typeless) {
+        let results = kallsyms.ok_or(Error::Mismatch {
+            what: "typeless externs need kallsyms results",
+        })?;
+        apply_kallsyms(externs, results, out)?;
+    }
+    match kernel {
+        Some(kernel) => resolve_btf(externs, local, kernel, out)?,
+        None if needs(externs).btf => {
+            return Err(Error::Mismatch {
+                what: "typed ksyms and kfuncs need kernel BTF",
+            })
+        }
+        None => {}
+    }
+    let mut fds = [0i32; BATCH];
+    let modules = kernel.map_or(&[][..], |k| k.modules);
+    if modules.len() > fds.len() {
+        return Err(Error::CapacityExceeded {
+            what: "module BTFs",
+            capacity: fds.len(),
+        });
+    }
+    for (fd, m) in fds.iter_mut().zip(modules) {
+        *fd = m.fd;
+    }
+    finish(externs, out, &fds[..modules.len()], fd_array)
+}
+
+/// Step 1 of every resolution: each extern unresolved (kconfig ones marked
+/// as such). Returns the part of `out` that holds `externs`.
+pub fn start<'o>(externs: &[Extern<'_>], out: &'o mut [Resolution]) -> Result<&'o mut [Resolution]> {
     if out.len() < externs.len() {
         return Err(Error::CapacityExceeded {
             what: "resolutions",
@@ -251,16 +286,17 @@ pub fn resolve(
             },
         };
     }
+    Ok(out)
+}
 
-    // Typeless: kallsyms results, in the order of `kallsyms_names`.
+/// A source of facts: typeless addresses from kallsyms results, in the
+/// order of [`kallsyms_names`] (`None`: not in kallsyms).
+pub fn apply_kallsyms(externs: &[Extern<'_>], results: &[Option<Match>], out: &mut [Resolution]) -> Result<()> {
     let mut typeless = 0usize;
     for (r, e) in out.iter_mut().zip(externs) {
         if e.kind != ExternKind::Typeless {
             continue;
         }
-        let results = kallsyms.ok_or(Error::Mismatch {
-            what: "typeless externs need kallsyms results",
-        })?;
         let m = results.get(typeless).ok_or(Error::Mismatch {
             what: "fewer kallsyms results than typeless externs",
         })?;
@@ -269,10 +305,23 @@ pub fn resolve(
         }
         typeless += 1;
     }
+    Ok(())
+}
 
-    // Typed variables and kfuncs: batched BTF lookups, then checks in
-    // extern order (which decides fd_array slots, as in libbpf).
-    if let Some(found) = kernel.and_then(|k| k.vmlinux_found) {
+/// A source of facts: typed variables and kfuncs looked up in kernel BTF
+/// (vmlinux first, then each module), with libbpf's compatibility checks,
+/// in extern order. A module symbol's outcome names the module by its index
+/// in [`KernelBtf::modules`]; its fd_array slot is left to [`finish`].
+///
+/// Errors: a strong extern not found, a type mismatch (weak kfuncs with a
+/// mismatched prototype are left unresolved instead), as libbpf.
+pub fn resolve_btf(
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    kernel: &KernelBtf<'_>,
+    out: &mut [Resolution],
+) -> Result<()> {
+    if let Some(found) = kernel.vmlinux_found {
         if found.len() < externs.len() {
             return Err(Error::Mismatch {
                 what: "fewer vmlinux lookups than externs",
@@ -282,17 +331,56 @@ pub fn resolve(
     let mut start = 0;
     while start < externs.len() {
         let end = (start + BATCH).min(externs.len());
-        resolve_btf_batch(
-            &externs[start..end],
-            start,
-            local,
-            kernel,
-            fd_array,
-            &mut out[start..end],
-        )?;
+        resolve_btf_batch(&externs[start..end], start, local, kernel, &mut out[start..end])?;
         start = end;
     }
+    Ok(())
+}
 
+/// The last step of every resolution, whichever sources answered: gives
+/// each module kfunc its module's fd_array slot (one per module, from 1, in
+/// extern order, as libbpf), then fails on the first strong ksym left
+/// unresolved in libbpf's extern order — a BTF one as "not found in kernel
+/// BTF", any other as "not resolved", libbpf's words.
+///
+/// `module_fds[m]` is the fd of the module that outcomes name as `m`.
+pub fn finish(
+    externs: &[Extern<'_>],
+    out: &mut [Resolution],
+    module_fds: &[i32],
+    fd_array: &mut FdArray<'_>,
+) -> Result<()> {
+    for (r, e) in out.iter_mut().zip(externs) {
+        if let (
+            ExternKind::Kfunc,
+            Outcome::Btf {
+                module: Some(m),
+                fd_array_slot,
+                ..
+            },
+        ) = (e.kind, &mut r.outcome)
+        {
+            let fd = *module_fds.get(usize::from(*m)).ok_or(Error::Mismatch {
+                what: "an outcome names a module past the module table",
+            })?;
+            *fd_array_slot = fd_array.slot_for(fd, e.name)?;
+        }
+    }
+    for (r, e) in out.iter().zip(externs) {
+        if r.is_resolved() || e.weak {
+            continue;
+        }
+        if let Some(kind) = lookup_kind(e) {
+            return Err(Error::NotInKernelBtf {
+                name: Name::from(e.name),
+                kind: if kind == Kind::Var {
+                    LookupKind::Var
+                } else {
+                    LookupKind::Func
+                },
+            });
+        }
+    }
     for (r, e) in out.iter().zip(externs) {
         if !r.is_resolved() && !e.weak && e.kind.is_ksym() {
             return Err(Error::StrongUnresolved {
@@ -315,8 +403,7 @@ fn resolve_btf_batch(
     externs: &[Extern<'_>],
     first: usize,
     local: &Btf<'_>,
-    kernel: Option<&KernelBtf<'_>>,
-    fd_array: &mut FdArray<'_>,
+    kernel: &KernelBtf<'_>,
     out: &mut [Resolution],
 ) -> Result<()> {
     let mut wanted: [(&[u8], Kind); BATCH] = [(&[], Kind::Var); BATCH];
@@ -330,9 +417,6 @@ fn resolve_btf_batch(
     if !any {
         return Ok(());
     }
-    let kernel = kernel.ok_or(Error::Mismatch {
-        what: "typed ksyms and kfuncs need kernel BTF",
-    })?;
     let wanted = &wanted[..externs.len()];
     // Entries that are not looked up are pre-filled so no pass searches them.
     let mut vm_found: [Option<u32>; BATCH] = [None; BATCH];
@@ -431,15 +515,11 @@ fn resolve_btf_batch(
                     kernel_id: kproto,
                 });
             }
-            let slot = match module {
-                Some(_) => fd_array.slot_for(fd, e.name)?,
-                None => 0,
-            };
             r.outcome = Outcome::Btf {
                 btf_id: id,
                 btf_obj_fd: fd,
                 module,
-                fd_array_slot: slot,
+                fd_array_slot: 0,
             };
         }
     }

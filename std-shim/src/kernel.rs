@@ -1,17 +1,20 @@
 //! Where kernel facts come from: the running kernel (`/sys/kernel/btf`,
 //! `bpf(2)`, `/proc/kallsyms`) or files saved from another kernel. Each part
-//! is read only when first needed, and at most once.
+//! is read only when first needed, and kept for later relocations.
 
-use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use ksymrelo_core::btf::{Btf, Kind};
 use ksymrelo_core::kallsyms::{Match, Matcher, Stats};
 
 use crate::error::{Error, Result};
+use crate::kallsyms_record::{self, KallsymsRecord};
 use crate::sys;
 
 /// The live vmlinux BTF.
@@ -57,12 +60,16 @@ fn read(path: &Path) -> Result<Bytes> {
 }
 
 /// One kernel module's BTF.
+#[derive(Debug)]
 pub struct ModuleBtfData {
     /// Module name.
     pub name: String,
+    /// The BTF object id (live), or the file's position (offline).
+    pub id: u32,
     /// Raw split BTF.
     pub data: Vec<u8>,
-    /// The BTF object fd (live only); owned, closed on drop.
+    /// The BTF object fd (live only); owned, closed when the last holder
+    /// (the [`Kernel`] or a [`crate::Relocation`] that uses it) drops.
     pub fd: Option<OwnedFd>,
     /// The number written into instructions and fd_array: the fd live, a
     /// placeholder `-2 - n` offline (no kernel object exists for a file).
@@ -83,12 +90,52 @@ enum KallsymsSource {
     Absent,
 }
 
-/// A kernel to resolve against, read lazily.
+/// vmlinux BTF, validated once, with its sparse type-offset table.
+struct Vmlinux {
+    bytes: Bytes,
+    index: Vec<u32>,
+    count: u32,
+}
+
+/// What a [`Kernel`] learned of kallsyms, valid while the loaded modules
+/// stay the same.
+#[derive(Default)]
+pub(crate) struct KallsymsFacts {
+    /// `/proc/modules` hash these facts belong to.
+    signature: u64,
+    /// libbpf's answer per name (`None`: not in kallsyms).
+    pub answers: HashMap<Vec<u8>, Option<Match>>,
+    /// The per-boot record, once loaded or built.
+    pub record: Option<Arc<KallsymsRecord>>,
+}
+
+/// vmlinux answers by `(name, kind)`.
+type LookupCache = HashMap<(Vec<u8>, Kind), Option<u32>>;
+
+/// Slots of the vmlinux type-offset table (see [`Btf::parse_indexed`]):
+/// every 64th offset or so, ~32 KiB to fill instead of ~1 MiB of fresh
+/// pages, for a short walk on each of the few lookups by id.
+const VMLINUX_INDEX_SLOTS: usize = 8192;
+
+/// A kernel to resolve against: the running one or saved files.
+///
+/// Everything is read lazily and kept: vmlinux BTF (mapped, validated
+/// once), the answers of its name lookups, module BTFs and their fds,
+/// kallsyms answers and the per-boot kallsyms record. Later relocations
+/// reuse them, so a warm `Kernel` resolves an object without reading or
+/// walking anything again. The running kernel is checked for change on
+/// each relocation: a module loaded or unloaded drops what kallsyms said
+/// and refreshes the module list.
+///
+/// `Kernel` is `Send + Sync`: one handle can serve many threads at once.
 pub struct Kernel {
     btf: BtfSource,
     kallsyms: KallsymsSource,
-    vmlinux: OnceCell<Bytes>,
-    modules: OnceCell<Vec<ModuleBtfData>>,
+    record_path: Option<PathBuf>,
+    vmlinux: OnceLock<Vmlinux>,
+    vmlinux_lookups: Mutex<LookupCache>,
+    modules: Mutex<Option<Vec<Arc<ModuleBtfData>>>>,
+    facts: Mutex<KallsymsFacts>,
 }
 
 impl Kernel {
@@ -114,12 +161,26 @@ impl Kernel {
         Kernel::new(btf, kallsyms)
     }
 
+    /// Keeps the per-boot kallsyms record (see [`crate::kallsyms_record`])
+    /// in the file `path` too, so that other processes skip building it:
+    /// loaded from there when it is trusted and current, written there after
+    /// it is built. Without this, a `Kernel` builds the record in memory on
+    /// first need (one read of `/proc/kallsyms`) and writes no file. The
+    /// `ksymrelo` command uses [`crate::kallsyms_record::DEFAULT_PATH`].
+    pub fn with_kallsyms_record(mut self, path: impl Into<PathBuf>) -> Kernel {
+        self.record_path = Some(path.into());
+        self
+    }
+
     fn new(btf: BtfSource, kallsyms: KallsymsSource) -> Kernel {
         Kernel {
             btf,
             kallsyms,
-            vmlinux: OnceCell::new(),
-            modules: OnceCell::new(),
+            record_path: None,
+            vmlinux: OnceLock::new(),
+            vmlinux_lookups: Mutex::new(HashMap::new()),
+            modules: Mutex::new(None),
+            facts: Mutex::new(KallsymsFacts::default()),
         }
     }
 
@@ -128,37 +189,159 @@ impl Kernel {
         matches!(self.btf, BtfSource::Live)
     }
 
-    /// The vmlinux BTF bytes (mapped when possible).
-    pub fn vmlinux_btf(&self) -> Result<&[u8]> {
-        if let Some(b) = self.vmlinux.get() {
-            return Ok(b);
-        }
+    /// Whether kallsyms is the running kernel's (so the kernel's own lookups
+    /// answer for it).
+    pub(crate) fn kallsyms_is_live(&self) -> bool {
+        matches!(self.kallsyms, KallsymsSource::Live)
+    }
+
+    fn read_vmlinux(&self) -> Result<Bytes> {
         // Only the live sysfs file is mapped: it cannot change under us. A
         // user's file could be truncated while mapped, which would crash the
         // process (SIGBUS), so it is read.
-        let bytes = match &self.btf {
-            BtfSource::Live => map_or_read(Path::new(VMLINUX_BTF))?,
-            BtfSource::File(p) => read(p)?,
-            BtfSource::Dir(d) => read(&d.join("vmlinux"))?,
-        };
-        Ok(self.vmlinux.get_or_init(|| bytes))
+        match &self.btf {
+            BtfSource::Live => map_or_read(Path::new(VMLINUX_BTF)),
+            BtfSource::File(p) => read(p),
+            BtfSource::Dir(d) => read(&d.join("vmlinux")),
+        }
+    }
+
+    /// The vmlinux BTF bytes (mapped when possible).
+    pub fn vmlinux_btf(&self) -> Result<&[u8]> {
+        Ok(&self.vmlinux_view(&[], &mut [])?.0.bytes)
+    }
+
+    /// Looks `wanted` up in vmlinux (`found[i]` for `wanted[i]`) and returns
+    /// the validated vmlinux BTF. The first call reads the file and, in one
+    /// walk, validates every type, fills the type-offset table and answers
+    /// the lookups; later calls answer from what earlier ones looked up and
+    /// walk (without validating again) only for names never asked before.
+    pub(crate) fn vmlinux_lookup(&self, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<Btf<'_>> {
+        let (vm, fresh) = self.vmlinux_view(wanted, found)?;
+        let btf = Btf::reindexed(&vm.bytes, None, &vm.index, vm.count)?;
+        if fresh {
+            return Ok(btf);
+        }
+        let mut cache = lock(&self.vmlinux_lookups);
+        let mut missing = Vec::new();
+        for (i, (name, kind)) in wanted.iter().enumerate() {
+            match cache.get(&(name.to_vec(), *kind)) {
+                Some(&answer) => found[i] = answer,
+                None => missing.push(i),
+            }
+        }
+        if !missing.is_empty() {
+            let ask: Vec<(&[u8], Kind)> = missing.iter().map(|&i| wanted[i]).collect();
+            let mut answers = vec![None; ask.len()];
+            btf.find_own_batch(&ask, &mut answers)?;
+            for (&i, answer) in missing.iter().zip(answers) {
+                found[i] = answer;
+                cache.insert((wanted[i].0.to_vec(), wanted[i].1), answer);
+            }
+        }
+        Ok(btf)
+    }
+
+    /// The kept vmlinux; `true` when this call parsed it (so `found` holds
+    /// the answers to `wanted`).
+    fn vmlinux_view(&self, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<(&Vmlinux, bool)> {
+        if let Some(vm) = self.vmlinux.get() {
+            return Ok((vm, false));
+        }
+        let bytes = self.read_vmlinux()?;
+        let mut index = vec![0u32; Btf::max_type_count(&bytes).clamp(1, VMLINUX_INDEX_SLOTS)];
+        let count = Btf::parse_indexed_batch(&bytes, None, &mut index, wanted, found)?.own_type_count();
+        {
+            let mut cache = lock(&self.vmlinux_lookups);
+            for ((name, kind), answer) in wanted.iter().zip(found.iter()) {
+                cache.insert((name.to_vec(), *kind), *answer);
+            }
+        }
+        // Another thread may have won the race: its copy is as good, and
+        // `found` holds this walk's answers either way.
+        let _ = self.vmlinux.set(Vmlinux { bytes, index, count });
+        Ok((self.vmlinux.get().expect("set above"), true))
     }
 
     /// Module BTFs, in search order (BTF object id order live, file name
-    /// order offline).
-    pub fn module_btfs(&self) -> Result<&[ModuleBtfData]> {
-        if let Some(m) = self.modules.get() {
-            return Ok(m);
-        }
-        let modules = match &self.btf {
-            BtfSource::Live => live_modules()?,
-            BtfSource::File(_) => Vec::new(),
-            BtfSource::Dir(d) => dir_modules(d)?,
+    /// order offline). Live, the list is checked against the kernel's on
+    /// every call: modules unloaded since are dropped (their fds close once
+    /// no relocation holds them), new ones are opened.
+    pub fn module_btfs(&self) -> Result<Vec<Arc<ModuleBtfData>>> {
+        let mut cached = lock(&self.modules);
+        let fresh = match (&self.btf, cached.take()) {
+            (BtfSource::Live, old) => live_modules(old.unwrap_or_default())?,
+            (BtfSource::File(_), _) => Vec::new(),
+            (BtfSource::Dir(_), Some(old)) => old,
+            (BtfSource::Dir(d), None) => dir_modules(d)?,
         };
-        Ok(self.modules.get_or_init(|| modules))
+        *cached = Some(fresh.clone());
+        Ok(fresh)
     }
 
-    /// Streams kallsyms through a matcher for `names`, in large reads.
+    /// What this kernel's kallsyms said so far, emptied first if the loaded
+    /// modules changed since.
+    pub(crate) fn kallsyms_facts(&self) -> MutexGuard<'_, KallsymsFacts> {
+        let signature = if self.kallsyms_is_live() {
+            kallsyms_record::modules_signature()
+        } else {
+            0
+        };
+        let mut facts = lock(&self.facts);
+        if facts.signature != signature {
+            *facts = KallsymsFacts {
+                signature,
+                ..Default::default()
+            };
+        }
+        facts
+    }
+
+    /// The per-boot kallsyms record of the running kernel: kept, loaded from
+    /// the record file, or built from `/proc/kallsyms` (and saved to the
+    /// record file, if one is set). `None` when kallsyms hides its addresses
+    /// from this process, or is not the running kernel's.
+    pub(crate) fn kallsyms_record(&self, facts: &mut KallsymsFacts) -> Result<Option<Arc<KallsymsRecord>>> {
+        if !self.kallsyms_is_live() {
+            return Ok(None);
+        }
+        if let Some(r) = &facts.record {
+            return Ok(Some(r.clone()));
+        }
+        let boot = kallsyms_record::boot_id();
+        if let Some(path) = &self.record_path {
+            if let Some(r) = KallsymsRecord::load(path, &boot, facts.signature) {
+                let r = Arc::new(r);
+                facts.record = Some(r.clone());
+                return Ok(Some(r));
+            }
+        }
+        let text = kallsyms_record::read_text(Path::new(PROC_KALLSYMS))
+            .map_err(|e| Error::io(format!("reading {PROC_KALLSYMS}"), e))?;
+        let Some(r) = KallsymsRecord::build(&text, boot, facts.signature) else {
+            return Ok(None);
+        };
+        if let Some(path) = &self.record_path {
+            // Best effort: without the right to write there, the record
+            // lives in this process only.
+            let _ = r.save(path);
+        }
+        let r = Arc::new(r);
+        facts.record = Some(r.clone());
+        Ok(Some(r))
+    }
+
+    /// The kept record, without building one.
+    pub(crate) fn kept_kallsyms_record(&self, facts: &mut KallsymsFacts) -> Option<Arc<KallsymsRecord>> {
+        if facts.record.is_none() && self.kallsyms_is_live() {
+            let path = self.record_path.as_ref()?;
+            let r = KallsymsRecord::load(path, &kallsyms_record::boot_id(), facts.signature)?;
+            facts.record = Some(Arc::new(r));
+        }
+        facts.record.clone()
+    }
+
+    /// Streams kallsyms through matchers for `names`, in large reads.
     pub fn scan_kallsyms(&self, names: &[&[u8]], results: &mut [Option<Match>]) -> Result<Stats> {
         let path = match &self.kallsyms {
             KallsymsSource::Live => PathBuf::from(PROC_KALLSYMS),
@@ -187,7 +370,14 @@ impl Kernel {
     }
 }
 
-fn live_modules() -> Result<Vec<ModuleBtfData>> {
+/// A lock whose holder may have panicked: the data is caches, still sound.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The running kernel's module BTFs, reusing those of `known` that are
+/// still loaded (same BTF object id).
+fn live_modules(known: Vec<Arc<ModuleBtfData>>) -> Result<Vec<Arc<ModuleBtfData>>> {
     let mut out = Vec::new();
     let mut id = 0;
     loop {
@@ -200,6 +390,10 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
             Err(e) if listing_refused(&e) => break,
             Err(e) => return Err(Error::io("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
         };
+        if let Some(m) = known.iter().find(|m| m.id == id) {
+            out.push(m.clone());
+            continue;
+        }
         let fd = match sys::btf_get_fd_by_id(id) {
             Ok(fd) => fd,
             // The object went away between the two calls.
@@ -213,12 +407,13 @@ fn live_modules() -> Result<Vec<ModuleBtfData>> {
         let data =
             sys::btf_data(fd.as_fd()).map_err(|e| Error::io(format!("reading BTF of module {}", info.name), e))?;
         let fd_value = fd.as_raw_fd();
-        out.push(ModuleBtfData {
+        out.push(Arc::new(ModuleBtfData {
             name: info.name,
+            id,
             data,
             fd: Some(fd),
             fd_value,
-        });
+        }));
     }
     Ok(out)
 }
@@ -229,7 +424,7 @@ fn listing_refused(err: &std::io::Error) -> bool {
     sys::errno(err) == Some(libc::EPERM)
 }
 
-fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {
+fn dir_modules(dir: &Path) -> Result<Vec<Arc<ModuleBtfData>>> {
     let mut names = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     for entry in entries {
@@ -244,12 +439,13 @@ fn dir_modules(dir: &Path) -> Result<Vec<ModuleBtfData>> {
     for (n, name) in names.into_iter().enumerate() {
         let path = dir.join(&name);
         let data = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        out.push(ModuleBtfData {
+        out.push(Arc::new(ModuleBtfData {
             name,
+            id: n as u32,
             data,
             fd: None,
             fd_value: -2 - n as i32,
-        });
+        }));
     }
     Ok(out)
 }

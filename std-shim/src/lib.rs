@@ -16,6 +16,7 @@
 
 pub mod error;
 pub mod inkernel;
+pub mod kallsyms_record;
 pub mod kernel;
 pub mod load;
 pub mod modes;
@@ -25,7 +26,8 @@ pub mod sys;
 
 pub use error::{Error, Result};
 pub use kernel::Kernel;
-pub use modes::{relocate_with, Mode};
+pub use modes::Mode;
 pub use relocate::{
-    relocate, relocate_in_place, relocate_insns, ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
+    relocate, relocate_in_place, relocate_in_place_with, relocate_insns, relocate_insns_with, relocate_with,
+    ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
 };

@@ -37,11 +37,22 @@ enum Command {
         /// section's relocated instructions.
         #[arg(long)]
         json: bool,
-        /// user: as libbpf, from kernel BTF and /proc/kallsyms; kernel: with
-        /// an in-kernel loader program (no file read, no type checks); auto:
-        /// typeless ksyms in the kernel, BTF ones in user space.
-        #[arg(long, default_value = "auto")]
-        mode: Mode,
+        /// auto (default): libbpf's result, fast (BTF ksyms in user space,
+        /// typeless ones through the kernel's lookup and the kallsyms
+        /// record); user: as libbpf, from kernel BTF and /proc/kallsyms;
+        /// kernel: everything looked up by the kernel, as libbpf's
+        /// gen_loader (no file read, no type checks, no ambiguity check).
+        /// With --btf/--kallsyms only user applies.
+        #[arg(long)]
+        mode: Option<Mode>,
+        /// Where the per-boot kallsyms record is kept (the names kallsyms
+        /// lists twice, and module address runs), so that the default mode
+        /// gives libbpf's result without reading /proc/kallsyms each run.
+        #[arg(long, default_value = ksymrelo_std::kallsyms_record::DEFAULT_PATH)]
+        kallsyms_record: PathBuf,
+        /// Keep no kallsyms record file (build it in memory when needed).
+        #[arg(long)]
+        no_kallsyms_record: bool,
     },
 }
 
@@ -54,6 +65,8 @@ fn main() -> ExitCode {
             kallsyms,
             json,
             mode,
+            kallsyms_record,
+            no_kallsyms_record,
         } => {
             let data = match std::fs::read(&object) {
                 Ok(d) => d,
@@ -63,10 +76,22 @@ fn main() -> ExitCode {
                 }
             };
             let offline = btf.is_some() || kallsyms.is_some();
-            // Saved files describe another kernel: the running one's loader
+            // Saved files describe another kernel: the running one's lookups
             // would answer for the wrong kernel.
-            let mode = if offline { Mode::User } else { mode };
-            let kernel = Kernel::from_files(btf.as_deref(), kallsyms.as_deref());
+            let mode = match (mode, offline) {
+                (Some(Mode::Kernel), true) => {
+                    eprintln!(
+                        "ksymrelo: --mode kernel asks the running kernel; with --btf/--kallsyms only --mode user applies"
+                    );
+                    return ExitCode::from(2);
+                }
+                (_, true) => Mode::User,
+                (mode, false) => mode.unwrap_or_default(),
+            };
+            let mut kernel = Kernel::from_files(btf.as_deref(), kallsyms.as_deref());
+            if !offline && !no_kallsyms_record {
+                kernel = kernel.with_kallsyms_record(kallsyms_record);
+            }
             match relocate_with(&data, &kernel, mode) {
                 Ok(r) => {
                     if json {

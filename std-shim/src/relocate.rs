@@ -1,16 +1,40 @@
-//! The whole user-space job: an object's bytes and a [`Kernel`] in, every
-//! executable section relocated out — what libbpf does to ksyms when it
-//! loads an object, bit for bit.
+//! The relocation pipeline, one for every mode and every caller: parse the
+//! object once; ask the sources of kernel facts about the externs each one
+//! answers; one core step ([`resolve::finish`]) turns their answers into
+//! the final resolutions (strong externs, fd_array slots); patch; report.
+//!
+//! The sources:
+//! - kernel BTF in user space (vmlinux mapped, module BTFs through
+//!   `bpf(2)`), with libbpf's compatibility checks — typed variables and
+//!   kfuncs, in `user` and `auto` modes;
+//! - kallsyms text (`/proc/kallsyms` or a saved file), libbpf's own scan —
+//!   typeless variables in `user` mode, and wherever the kernel's lookups
+//!   are refused;
+//! - the in-kernel resolver ([`crate::inkernel::lookup`]), names in and
+//!   answers out — typeless variables in `auto` mode, everything in `kernel`
+//!   mode;
+//! - the per-boot kallsyms record ([`crate::kallsyms_record`]), which says
+//!   where libbpf's scan would differ from the kernel's lookup (ambiguous
+//!   names, `.llvm.` suffixes) — in `auto` mode.
+//!
+//! A [`Mode`] is only the choice of which source answers which extern.
+
+use std::sync::Arc;
 
 use ksymrelo_core::btf::{Btf, Kind};
+use ksymrelo_core::error::{Error as CoreError, Name};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
-use ksymrelo_core::object::{Extern, ExternKind, Object, Site};
+use ksymrelo_core::lookup::{Answer, Query};
+use ksymrelo_core::object::{describe, order, Extern, ExternKind, Object, Site, SiteKind};
 use ksymrelo_core::patch;
 use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution};
 
-use crate::error::Result;
-use crate::kernel::Kernel;
+use crate::error::{Error, Result};
+use crate::inkernel;
+use crate::kallsyms_record::{KallsymsRecord, Listed};
+use crate::kernel::{Kernel, ModuleBtfData};
+use crate::modes::Mode;
 
 /// One extern and what it resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +71,15 @@ pub struct Relocation {
     pub externs: Vec<ExternReport>,
     /// fd_array to load with (empty unless a module kfunc is called).
     pub fd_array: Vec<i32>,
-    /// Every executable section, in section order.
+    /// Every executable section, in section order (empty after
+    /// [`relocate_in_place`], whose instructions are in the object).
     pub sections: Vec<RelocatedSection>,
     /// Every site, in section and relocation order.
     pub sites: Vec<Site>,
-    /// Module BTF fds obtained by the in-kernel resolver (kernel mode): they
-    /// back `fd_array` and the instructions, and close when this drops.
-    pub owned_fds: Vec<std::os::fd::OwnedFd>,
+    /// The module BTF objects the instructions and `fd_array` refer to:
+    /// their fds stay open while this lives, even if the [`Kernel`] drops
+    /// them (a module unloaded since).
+    pub modules: Vec<Arc<ModuleBtfData>>,
 }
 
 impl Relocation {
@@ -68,15 +94,402 @@ impl Relocation {
     }
 }
 
-/// The parsed parts of an object that every mode needs.
-pub(crate) struct Parsed<'a> {
-    pub obj: Object<'a>,
-    pub btf: Option<Btf<'a>>,
-    pub externs: Vec<Extern<'a>>,
-    pub sites: Vec<Site>,
+/// What the sources said of a set of externs, after the core's last step.
+pub(crate) struct Resolved {
+    /// `[i]` for `externs[i]`.
+    pub resolutions: Vec<Resolution>,
+    pub fd_array: Vec<i32>,
+    /// The module table `Outcome::Btf::module` indexes.
+    pub modules: Vec<Arc<ModuleBtfData>>,
+    /// Per extern: its kallsyms `[module]` (typeless ones).
+    pub kallsyms_modules: Vec<Option<String>>,
 }
 
-pub(crate) fn parse(object: &[u8]) -> Result<Parsed<'_>> {
+impl Resolved {
+    fn reports(&self, externs: &[Extern<'_>], sites: &[Site]) -> Vec<ExternReport> {
+        let mut counts = vec![0usize; externs.len()];
+        for s in sites {
+            if let Some(c) = counts.get_mut(s.extern_idx as usize) {
+                *c += 1;
+            }
+        }
+        externs
+            .iter()
+            .zip(&self.resolutions)
+            .zip(&self.kallsyms_modules)
+            .zip(counts)
+            .map(|(((e, r), kallsyms_module), sites)| ExternReport {
+                name: e.name.to_owned(),
+                kind: e.kind,
+                weak: e.weak,
+                resolution: *r,
+                module: match r.outcome {
+                    Outcome::Btf { module: Some(m), .. } => self.modules.get(usize::from(m)).map(|m| m.name.clone()),
+                    _ => kallsyms_module.clone(),
+                },
+                sites,
+            })
+            .collect()
+    }
+
+    /// Only the modules some outcome names, for the relocation to hold.
+    fn held_modules(&self) -> Vec<Arc<ModuleBtfData>> {
+        let mut used = vec![false; self.modules.len()];
+        for r in &self.resolutions {
+            if let Outcome::Btf { module: Some(m), .. } = r.outcome {
+                if let Some(u) = used.get_mut(usize::from(m)) {
+                    *u = true;
+                }
+            }
+        }
+        self.modules
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| *u)
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+}
+
+/// Resolves `externs` (the object's BTF is `local`) against `kernel` in
+/// `mode`: the one pipeline behind every entry point.
+pub(crate) fn resolve_externs(
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    kernel: &Kernel,
+    mode: Mode,
+) -> Result<Resolved> {
+    let mut out = vec![Resolution::default(); externs.len()];
+    resolve::start(externs, &mut out)?;
+    let mut resolved = Resolved {
+        resolutions: Vec::new(),
+        fd_array: Vec::new(),
+        modules: Vec::new(),
+        kallsyms_modules: vec![None; externs.len()],
+    };
+    let needs = resolve::needs(externs);
+    // The kernel's own lookups answer only for the running kernel.
+    let mode = if kernel.is_live() && kernel.kallsyms_is_live() {
+        mode
+    } else {
+        Mode::User
+    };
+    match mode {
+        Mode::User => {
+            if needs.kallsyms {
+                let matches = kallsyms_scanned(externs, kernel)?;
+                apply_typeless(externs, &matches, &mut out, &mut resolved)?;
+            }
+            if needs.btf {
+                resolved.modules = btf_in_user_space(externs, local, kernel, &mut out)?;
+            }
+        }
+        Mode::Auto => {
+            // The kernel's lookups (or the kallsyms record) answer the
+            // typeless externs while this thread walks the BTF.
+            let (typeless, btf) = std::thread::scope(|scope| {
+                let typeless = needs
+                    .kallsyms
+                    .then(|| scope.spawn(|| kallsyms_through_kernel(externs, kernel)));
+                let mut btf_out = out.clone();
+                let btf = needs
+                    .btf
+                    .then(|| btf_in_user_space(externs, local, kernel, &mut btf_out).map(|m| (m, btf_out)));
+                let typeless = typeless.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                (typeless, btf)
+            });
+            // libbpf reads kallsyms before BTF: its errors come first.
+            if let Some(matches) = typeless {
+                let matches = matches?;
+                if let Some(btf) = btf {
+                    let (modules, btf_out) = btf?;
+                    resolved.modules = modules;
+                    out = btf_out;
+                }
+                apply_typeless(externs, &matches, &mut out, &mut resolved)?;
+            } else if let Some(btf) = btf {
+                let (modules, btf_out) = btf?;
+                resolved.modules = modules;
+                out = btf_out;
+            }
+        }
+        Mode::Kernel => resolved.modules = all_through_kernel(externs, kernel, &mut out, &mut resolved)?,
+    }
+    let fds: Vec<i32> = resolved.modules.iter().map(|m| m.fd_value).collect();
+    let mut slots = vec![0i32; resolved.modules.len() + 1];
+    let mut fd_array = FdArray::new(&mut slots);
+    resolve::finish(externs, &mut out, &fds, &mut fd_array)?;
+    resolved.fd_array = fd_array.as_slice().to_vec();
+    resolved.resolutions = out;
+    Ok(resolved)
+}
+
+/// The names kallsyms is scanned for, as libbpf: every typeless extern,
+/// then every typed variable (checked for ambiguity only, SPEC §7.5).
+/// Returns them and how many are typeless.
+fn kallsyms_wanted<'a>(externs: &[Extern<'a>]) -> (Vec<&'a [u8]>, usize) {
+    let mut names: Vec<&[u8]> = externs
+        .iter()
+        .filter(|e| e.kind == ExternKind::Typeless)
+        .map(|e| e.name.as_bytes())
+        .collect();
+    let typeless = names.len();
+    names.extend(
+        externs
+            .iter()
+            .filter(|e| e.kind == ExternKind::Typed)
+            .map(|e| e.name.as_bytes()),
+    );
+    (names, typeless)
+}
+
+/// Typeless answers in the order of [`resolve::kallsyms_names`].
+fn apply_typeless(
+    externs: &[Extern<'_>],
+    matches: &[Option<Match>],
+    out: &mut [Resolution],
+    resolved: &mut Resolved,
+) -> Result<()> {
+    resolve::apply_kallsyms(externs, matches, out)?;
+    let typeless = externs
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == ExternKind::Typeless);
+    for ((i, _), m) in typeless.zip(matches) {
+        resolved.kallsyms_modules[i] = m
+            .as_ref()
+            .and_then(|m| m.module())
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+    }
+    Ok(())
+}
+
+/// Source: libbpf's scan of the kallsyms text, for the names this kernel
+/// has not answered before.
+fn kallsyms_scanned(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Option<Match>>> {
+    let (names, typeless) = kallsyms_wanted(externs);
+    let mut facts = kernel.kallsyms_facts();
+    let unknown: Vec<&[u8]> = names
+        .iter()
+        .copied()
+        .filter(|n| !facts.answers.contains_key(*n))
+        .collect();
+    if !unknown.is_empty() {
+        let mut found = vec![None; unknown.len()];
+        kernel.scan_kallsyms(&unknown, &mut found)?;
+        for (name, m) in unknown.iter().zip(found) {
+            facts.answers.insert(name.to_vec(), m);
+        }
+    }
+    Ok(names[..typeless].iter().map(|n| facts.answers[*n]).collect())
+}
+
+/// Source for the default mode: libbpf's answer without reading kallsyms
+/// again — the record for the names where the kernel's lookup would
+/// differ (an ambiguous name fails as libbpf fails), the kernel's lookup
+/// for the rest. Falls back to the scan where no record can be had or the
+/// kernel refuses the lookup.
+fn kallsyms_through_kernel(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Option<Match>>> {
+    let (names, typeless) = kallsyms_wanted(externs);
+    let mut facts = kernel.kallsyms_facts();
+    let unknown: Vec<usize> = (0..names.len())
+        .filter(|&i| !facts.answers.contains_key(names[i]))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(names[..typeless].iter().map(|n| facts.answers[*n]).collect());
+    }
+    let Some(record) = kernel.kallsyms_record(&mut facts)? else {
+        drop(facts);
+        return kallsyms_scanned(externs, kernel);
+    };
+    // The scan stops at the first ambiguity it meets, in file order.
+    let ambiguous = unknown
+        .iter()
+        .filter_map(|&i| match record.listed(names[i]) {
+            Some(&Listed::Ambiguous { first, second, line }) => Some((line, i, first, second)),
+            _ => None,
+        })
+        .min();
+    if let Some((_, i, first, second)) = ambiguous {
+        return Err(CoreError::KallsymsAmbiguous {
+            name: Name::new(names[i]),
+            first,
+            second,
+        }
+        .into());
+    }
+    let mut ask: Vec<Query<'_>> = Vec::new();
+    let mut asked: Vec<usize> = Vec::new();
+    for &i in &unknown {
+        match record.listed(names[i]) {
+            Some(Listed::Unique { addr, module }) => {
+                let m = match module {
+                    Some(m) => Match::in_module(*addr, m.as_bytes()),
+                    None => Match::new(*addr),
+                };
+                facts.answers.insert(names[i].to_vec(), Some(m));
+            }
+            // A typed variable's address is not used: only its ambiguity.
+            _ if i >= typeless => {}
+            _ => {
+                ask.push(Query::Address(names[i]));
+                asked.push(i);
+            }
+        }
+    }
+    match inkernel::lookup(&ask) {
+        Ok((answers, _)) => {
+            for (&i, a) in asked.iter().zip(answers) {
+                let m = match a {
+                    Answer::Address(addr) => Some(record.answer(addr)),
+                    _ => None,
+                };
+                facts.answers.insert(names[i].to_vec(), m);
+            }
+        }
+        // Refused (no CAP_BPF, an old kernel, ...): libbpf's own scan.
+        Err(_) => {
+            drop(facts);
+            return kallsyms_scanned(externs, kernel);
+        }
+    }
+    Ok(names[..typeless]
+        .iter()
+        .map(|n| facts.answers.get(*n).copied().flatten())
+        .collect())
+}
+
+/// Source: typed variables and kfuncs in kernel BTF, in user space (vmlinux
+/// first; module BTFs only when vmlinux lacks something, as libbpf).
+/// Returns the module table the outcomes index.
+fn btf_in_user_space(
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    kernel: &Kernel,
+    out: &mut [Resolution],
+) -> Result<Vec<Arc<ModuleBtfData>>> {
+    let mut lookups = vec![None; externs.len()];
+    resolve::btf_lookups(externs, &mut lookups)?;
+    let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
+    let mut found = vec![None; wanted.len()];
+    let vmlinux = kernel.vmlinux_lookup(&wanted, &mut found)?;
+    let mut vm_found: Vec<Option<u32>> = vec![None; externs.len()];
+    let mut results = found.into_iter();
+    for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {
+        if lookup.is_some() {
+            *slot = results.next().flatten();
+        }
+    }
+    let all_in_vmlinux = lookups.iter().zip(&vm_found).all(|(l, f)| l.is_none() || f.is_some());
+    let modules = if all_in_vmlinux {
+        Vec::new()
+    } else {
+        kernel.module_btfs()?
+    };
+    let mut indexes: Vec<Vec<u32>> = modules
+        .iter()
+        .map(|m| vec![0u32; Btf::max_type_count(&m.data)])
+        .collect();
+    let mut module_btfs: Vec<ModuleBtf<'_>> = Vec::with_capacity(modules.len());
+    for (m, index) in modules.iter().zip(indexes.iter_mut()) {
+        module_btfs.push(ModuleBtf {
+            btf: Btf::parse_indexed(&m.data, Some(&vmlinux), index)?,
+            fd: m.fd_value,
+            name: &m.name,
+        });
+    }
+    let kernel_btf = KernelBtf {
+        vmlinux: &vmlinux,
+        modules: &module_btfs,
+        vmlinux_found: Some(&vm_found),
+    };
+    resolve::resolve_btf(externs, local, &kernel_btf, out)?;
+    Ok(modules)
+}
+
+/// Source for `--mode kernel` (gen_loader semantics): every extern looked
+/// up by the kernel — no type checks, the kernel's first kallsyms match.
+/// Returns the module table (one entry per module BTF object).
+fn all_through_kernel(
+    externs: &[Extern<'_>],
+    kernel: &Kernel,
+    out: &mut [Resolution],
+    resolved: &mut Resolved,
+) -> Result<Vec<Arc<ModuleBtfData>>> {
+    fn query<'a>(e: &Extern<'a>) -> Option<Query<'a>> {
+        match e.kind {
+            ExternKind::Typeless => Some(Query::Address(e.name.as_bytes())),
+            ExternKind::Typed => Some(Query::Btf(e.name.as_bytes(), Kind::Var)),
+            ExternKind::Kfunc => Some(Query::Btf(e.lookup_name().as_bytes(), Kind::Func)),
+            ExternKind::Kconfig => None,
+        }
+    }
+    let mut queries: Vec<Query<'_>> = Vec::new();
+    let mut which: Vec<Option<usize>> = Vec::with_capacity(externs.len());
+    for e in externs {
+        which.push(query(e).map(|q| match queries.iter().position(|x| *x == q) {
+            Some(i) => i,
+            None => {
+                queries.push(q);
+                queries.len() - 1
+            }
+        }));
+    }
+    let (answers, found) = inkernel::lookup(&queries)?;
+    let modules: Vec<Arc<ModuleBtfData>> = found
+        .modules
+        .into_iter()
+        .map(|(id, name, fd)| {
+            use std::os::fd::AsRawFd;
+            Arc::new(ModuleBtfData {
+                name,
+                id,
+                data: Vec::new(),
+                fd_value: fd.as_raw_fd(),
+                fd: Some(fd),
+            })
+        })
+        .collect();
+    let record: Option<Arc<KallsymsRecord>> = {
+        let mut facts = kernel.kallsyms_facts();
+        kernel.kept_kallsyms_record(&mut facts)
+    };
+    for (i, (r, q)) in out.iter_mut().zip(which).enumerate() {
+        let Some(q) = q else { continue };
+        match answers[q] {
+            Answer::Address(addr) => {
+                r.outcome = Outcome::Address { addr };
+                resolved.kallsyms_modules[i] = record.as_ref().and_then(|r| r.module_of(addr)).map(str::to_owned);
+            }
+            Answer::Btf { btf_id, fd } => {
+                let module = match fd {
+                    0 => None,
+                    fd => Some(modules.iter().position(|m| m.fd_value == fd).ok_or_else(|| {
+                        Error::Usage(format!("the in-kernel resolver returned an unknown BTF fd {fd}"))
+                    })? as u16),
+                };
+                r.outcome = Outcome::Btf {
+                    btf_id,
+                    btf_obj_fd: fd,
+                    module,
+                    fd_array_slot: 0,
+                };
+            }
+            Answer::NotFound | Answer::Failed(_) => {}
+        }
+    }
+    Ok(modules)
+}
+
+/// The parsed parts of an object that every entry point needs.
+struct Parsed<'a> {
+    obj: Object<'a>,
+    btf: Option<Btf<'a>>,
+    externs: Vec<Extern<'a>>,
+    sites: Vec<Site>,
+}
+
+fn parse(object: &[u8]) -> Result<Parsed<'_>> {
     let obj = Object::parse(object)?;
     let count = obj.extern_count();
     if count == 0 {
@@ -102,11 +515,23 @@ pub(crate) fn parse(object: &[u8]) -> Result<Parsed<'_>> {
     })
 }
 
-/// Resolves every ksym of `object` against `kernel` in user space and
-/// returns every executable section patched.
-///
-/// Reads only what the externs need: kallsyms only for typeless ksyms,
-/// kernel BTF only for typed ksyms and kfuncs.
+impl Parsed<'_> {
+    fn resolve(&self, kernel: &Kernel, mode: Mode) -> Result<Resolved> {
+        match &self.btf {
+            Some(btf) => resolve_externs(&self.externs, btf, kernel, mode),
+            None => Ok(Resolved {
+                resolutions: Vec::new(),
+                fd_array: Vec::new(),
+                modules: Vec::new(),
+                kallsyms_modules: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Resolves every ksym of `object` against `kernel` in the default mode
+/// ([`Mode::Auto`]: libbpf's result, fast) and returns every executable
+/// section patched.
 ///
 /// ```no_run
 /// let obj = std::fs::read("prog.bpf.o").unwrap();
@@ -117,36 +542,18 @@ pub(crate) fn parse(object: &[u8]) -> Result<Parsed<'_>> {
 /// }
 /// ```
 pub fn relocate(object: &[u8], kernel: &Kernel) -> Result<Relocation> {
-    let parsed = parse(object)?;
-    let mut resolutions = vec![Resolution::default(); parsed.externs.len()];
-    let mut fd_array = Vec::new();
-    let mut modules = vec![None; parsed.externs.len()];
-    if let Some(btf) = &parsed.btf {
-        resolve_user(
-            &parsed.externs,
-            btf,
-            kernel,
-            || None,
-            &mut resolutions,
-            &mut fd_array,
-            &mut modules,
-        )?;
-    }
-    finish(&parsed, resolutions, fd_array, modules)
+    relocate_with(object, kernel, Mode::default())
 }
 
-/// Patches every executable section and builds the report.
-pub(crate) fn finish(
-    parsed: &Parsed<'_>,
-    resolutions: Vec<Resolution>,
-    fd_array: Vec<i32>,
-    modules: Vec<Option<String>>,
-) -> Result<Relocation> {
+/// [`relocate`] in a chosen [`Mode`].
+pub fn relocate_with(object: &[u8], kernel: &Kernel, mode: Mode) -> Result<Relocation> {
+    let parsed = parse(object)?;
+    let resolved = parsed.resolve(kernel, mode)?;
     let mut sections = Vec::new();
     for s in parsed.obj.exec_sections() {
         let s = s?;
         let mut insns = parsed.obj.insns(&s)?.to_vec();
-        patch::patch_section(&mut insns, s.index, &parsed.sites, &resolutions)?;
+        patch::patch_section(&mut insns, s.index, &parsed.sites, &resolved.resolutions)?;
         sections.push(RelocatedSection {
             index: s.index,
             name: String::from_utf8_lossy(s.name).into_owned(),
@@ -154,133 +561,39 @@ pub(crate) fn finish(
         });
     }
     Ok(Relocation {
-        externs: reports(&parsed.externs, resolutions, modules, &parsed.sites),
-        fd_array,
+        externs: resolved.reports(&parsed.externs, &parsed.sites),
+        fd_array: resolved.fd_array.clone(),
+        modules: resolved.held_modules(),
         sections,
-        sites: parsed.sites.clone(),
-        owned_fds: Vec::new(),
+        sites: parsed.sites,
     })
 }
 
-fn reports(
-    externs: &[Extern<'_>],
-    resolutions: Vec<Resolution>,
-    modules: Vec<Option<String>>,
-    sites: &[Site],
-) -> Vec<ExternReport> {
-    externs
-        .iter()
-        .zip(resolutions)
-        .zip(modules)
-        .map(|((e, r), module)| ExternReport {
-            name: e.name.to_owned(),
-            kind: e.kind,
-            weak: e.weak,
-            resolution: r,
-            module,
-            sites: sites.iter().filter(|s| s.extern_idx == e.index).count(),
-        })
-        .collect()
+/// Relocates a whole ELF object held in memory in the default mode,
+/// patching its executable sections in place: the object is parsed once
+/// and written only once everything has resolved, so on error `object` is
+/// unchanged. The result's `sections` is empty (the instructions are in
+/// `object`).
+pub fn relocate_in_place(object: &mut [u8], kernel: &Kernel) -> Result<Relocation> {
+    relocate_in_place_with(object, kernel, Mode::default())
 }
 
-/// Slots of the vmlinux type-offset table (see [`Btf::parse_indexed`]).
-const VMLINUX_INDEX_SLOTS: usize = 8192;
-
-/// User-space resolution of all externs (kallsyms + BTF).
-pub(crate) fn resolve_user(
-    externs: &[Extern<'_>],
-    local: &Btf<'_>,
-    kernel: &Kernel,
-    typeless: impl FnOnce() -> Option<Vec<Option<Match>>>,
-    resolutions: &mut [Resolution],
-    fd_array_out: &mut Vec<i32>,
-    modules_out: &mut [Option<String>],
-) -> Result<()> {
-    let needs = resolve::needs(externs);
-
-    let mut vm_index: Vec<u32>;
-    let mut mod_indexes: Vec<Vec<u32>> = Vec::new();
-    let vmlinux;
-    let mut module_btfs: Vec<ModuleBtf<'_>> = Vec::new();
-    let module_data;
-    let mut vm_found: Vec<Option<u32>> = vec![None; externs.len()];
-    let kernel_btf = if needs.btf {
-        // One walk over vmlinux: validation, the id index, and the lookups.
-        let mut lookups = vec![None; externs.len()];
-        resolve::btf_lookups(externs, &mut lookups)?;
-        let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
-        let mut found = vec![None; wanted.len()];
-        let data = kernel.vmlinux_btf()?;
-        // Every 64th offset or so: ~32 KiB to fill instead of ~1 MiB of
-        // fresh pages, for a short walk on each of the few lookups by id.
-        vm_index = vec![0u32; Btf::max_type_count(data).clamp(1, VMLINUX_INDEX_SLOTS)];
-        vmlinux = Btf::parse_indexed_batch(data, None, &mut vm_index, &wanted, &mut found)?;
-        let mut results = found.into_iter();
-        for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {
-            if lookup.is_some() {
-                *slot = results.next().flatten();
-            }
-        }
-        // Module BTFs only when vmlinux lacks something, as libbpf.
-        let all_in_vmlinux = lookups.iter().zip(&vm_found).all(|(l, f)| l.is_none() || f.is_some());
-        module_data = if all_in_vmlinux { &[][..] } else { kernel.module_btfs()? };
-        mod_indexes.resize_with(module_data.len(), Vec::new);
-        for (m, index) in module_data.iter().zip(mod_indexes.iter_mut()) {
-            *index = vec![0u32; Btf::max_type_count(&m.data)];
-            module_btfs.push(ModuleBtf {
-                btf: Btf::parse_indexed(&m.data, Some(&vmlinux), index)?,
-                fd: m.fd_value,
-                name: &m.name,
-            });
-        }
-        Some(KernelBtf {
-            vmlinux: &vmlinux,
-            modules: &module_btfs,
-            vmlinux_found: Some(&vm_found),
-        })
-    } else {
-        None
+/// [`relocate_in_place`] in a chosen [`Mode`].
+pub fn relocate_in_place_with(object: &mut [u8], kernel: &Kernel, mode: Mode) -> Result<Relocation> {
+    let (resolved, externs, sites) = {
+        let parsed = parse(object)?;
+        let resolved = parsed.resolve(kernel, mode)?;
+        let externs = resolved.reports(&parsed.externs, &parsed.sites);
+        (resolved, externs, parsed.sites)
     };
-
-    // Typeless addresses: given (e.g. by the in-kernel lookup, which may
-    // still be running while the BTF above was parsed), or from kallsyms.
-    let matches = match typeless() {
-        Some(given) => given,
-        None => {
-            let mut names: Vec<&[u8]> = vec![&[]; externs.len()];
-            let count = resolve::kallsyms_names(externs, &mut names)?;
-            let mut matches: Vec<Option<Match>> = vec![None; count];
-            if needs.kallsyms {
-                kernel.scan_kallsyms(&names[..count], &mut matches)?;
-            }
-            matches
-        }
-    };
-
-    let mut slots = vec![0i32; module_btfs.len() + 1];
-    let mut fd_array = FdArray::new(&mut slots);
-    resolve::resolve(
+    patch::patch_object(object, &sites, &resolved.resolutions)?;
+    Ok(Relocation {
         externs,
-        local,
-        kernel_btf.as_ref(),
-        Some(&matches),
-        &mut fd_array,
-        resolutions,
-    )?;
-    *fd_array_out = fd_array.as_slice().to_vec();
-
-    let mut typeless = 0usize;
-    for ((e, r), out) in externs.iter().zip(resolutions.iter()).zip(modules_out.iter_mut()) {
-        if e.kind == ExternKind::Typeless {
-            if let Some(Some(m)) = matches.get(typeless) {
-                *out = m.module().map(|b| String::from_utf8_lossy(b).into_owned());
-            }
-            typeless += 1;
-        } else if let Outcome::Btf { module: Some(m), .. } = r.outcome {
-            *out = Some(module_btfs[usize::from(m)].name.to_owned());
-        }
-    }
-    Ok(())
+        fd_array: resolved.fd_array.clone(),
+        modules: resolved.held_modules(),
+        sections: Vec::new(),
+        sites,
+    })
 }
 
 /// A site as a loader that holds instructions but no ELF knows it: the
@@ -296,32 +609,43 @@ pub struct InsnSite<'n> {
 }
 
 /// The result of [`relocate_insns`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct InsnRelocation {
     /// Externs, in libbpf's extern order.
     pub externs: Vec<ExternReport>,
     /// fd_array to load with (empty unless a module kfunc is called).
     pub fd_array: Vec<i32>,
+    /// The module BTF objects the instructions refer to (see
+    /// [`Relocation::modules`]).
+    pub modules: Vec<Arc<ModuleBtfData>>,
 }
 
 /// Resolves and patches one program held as instructions, given the
-/// object's `.BTF` and its extern sites — the C loader's view, with no ELF.
-/// `insns` are modified only on success.
+/// object's `.BTF` and its extern sites — the C loader's view, with no ELF —
+/// in the default mode. `insns` are modified only on success.
 pub fn relocate_insns(
     kernel: &Kernel,
     obj_btf: &[u8],
     insns: &mut [Insn],
     sites: &[InsnSite<'_>],
 ) -> Result<InsnRelocation> {
-    use ksymrelo_core::error::{Error as CoreError, Name};
-    use ksymrelo_core::object::{describe, order, SiteKind};
+    relocate_insns_with(kernel, obj_btf, insns, sites, Mode::default())
+}
 
+/// [`relocate_insns`] in a chosen [`Mode`].
+pub fn relocate_insns_with(
+    kernel: &Kernel,
+    obj_btf: &[u8],
+    insns: &mut [Insn],
+    sites: &[InsnSite<'_>],
+    mode: Mode,
+) -> Result<InsnRelocation> {
     let btf = Btf::parse(obj_btf)?;
     let mut externs: Vec<Extern<'_>> = Vec::new();
     for s in sites {
         match externs.iter().find(|e| e.name == s.name) {
             Some(e) if e.weak != s.weak => {
-                return Err(crate::Error::Usage(format!(
+                return Err(Error::Usage(format!(
                     "extern '{}': its sites disagree on whether it is weak",
                     s.name
                 )))
@@ -354,7 +678,7 @@ pub fn relocate_insns(
                 .into())
             }
             Some(_) => {
-                return Err(crate::Error::Usage(format!(
+                return Err(Error::Usage(format!(
                     "extern '{}': its ld_imm64 site at instruction {} is the last of {} (it takes two slots)",
                     s.name,
                     s.insn_idx,
@@ -362,7 +686,7 @@ pub fn relocate_insns(
                 )))
             }
             None => {
-                return Err(crate::Error::Usage(format!(
+                return Err(Error::Usage(format!(
                     "extern '{}': site at instruction {} is past the end of the program ({} instructions)",
                     s.name,
                     s.insn_idx,
@@ -377,40 +701,11 @@ pub fn relocate_insns(
             kind,
         });
     }
-    let mut resolutions = vec![Resolution::default(); externs.len()];
-    let mut fd_array = Vec::new();
-    let mut modules = vec![None; externs.len()];
-    resolve_user(
-        &externs,
-        &btf,
-        kernel,
-        || None,
-        &mut resolutions,
-        &mut fd_array,
-        &mut modules,
-    )?;
-    patch::patch_section(insns, 0, &core_sites, &resolutions)?;
+    let resolved = resolve_externs(&externs, &btf, kernel, mode)?;
+    patch::patch_section(insns, 0, &core_sites, &resolved.resolutions)?;
     Ok(InsnRelocation {
-        externs: reports(&externs, resolutions, modules, &core_sites),
-        fd_array,
+        externs: resolved.reports(&externs, &core_sites),
+        fd_array: resolved.fd_array.clone(),
+        modules: resolved.held_modules(),
     })
-}
-
-/// Relocates a whole ELF object held in memory, writing the patched
-/// instructions back into `object` — only once everything has resolved, so
-/// on error `object` is unchanged.
-pub fn relocate_in_place(object: &mut [u8], kernel: &Kernel) -> Result<Relocation> {
-    let relocation = relocate(object, kernel)?;
-    let ranges: Vec<std::ops::Range<usize>> = {
-        let elf = ksymrelo_core::elf::Elf::parse(object)?;
-        relocation
-            .sections
-            .iter()
-            .map(|s| elf.section(s.index).map(|sec| sec.file_range()))
-            .collect::<std::result::Result<_, _>>()?
-    };
-    for (section, range) in relocation.sections.iter().zip(ranges) {
-        object[range].copy_from_slice(ksymrelo_core::insn::as_bytes(&section.insns));
-    }
-    Ok(relocation)
 }

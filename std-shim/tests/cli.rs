@@ -280,7 +280,7 @@ fn without_cap_bpf_auto_falls_back_and_kernel_says_why() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("loader") && err.contains("Operation not permitted"),
+        err.contains("in-kernel resolver") && err.contains("Operation not permitted"),
         "{err}"
     );
 }

@@ -90,6 +90,35 @@ impl<'a> Btf<'a> {
         })
     }
 
+    /// A view of BTF that [`Btf::parse_indexed`] (or
+    /// [`Btf::parse_indexed_batch`]) already validated, without walking it
+    /// again: `index` is the whole table that parse filled and `count` its
+    /// [`Btf::own_type_count`]. Only the header is checked. For a caller
+    /// that keeps the bytes and the table (a long-lived kernel handle); with
+    /// other bytes or another table, lookups give wrong answers or errors,
+    /// never a panic.
+    pub fn reindexed(data: &'a [u8], base: Option<&'a Btf<'a>>, index: &'a [u32], count: u32) -> Result<Btf<'a>> {
+        let sections = header::sections(data, base.is_some())?;
+        let (start_id, start_str) = match base {
+            None => (1, 0),
+            Some(b) => (b.end_id()?, b.strings.end()?),
+        };
+        let index_shift = index_shift(sections.types.len() / 12, index.len())?;
+        let kept = (count.div_ceil(1 << index_shift) as usize).min(index.len());
+        Ok(Btf {
+            types: sections.types,
+            strings: Strings {
+                bytes: sections.strings,
+                start: start_str,
+            },
+            base,
+            start_id,
+            count,
+            index: Some(&index[..kept]),
+            index_shift,
+        })
+    }
+
     /// An upper bound on the number of types in `data` (the smallest type
     /// record is 12 bytes), to size an index table for [`Btf::parse_indexed`].
     pub fn max_type_count(data: &[u8]) -> usize {
