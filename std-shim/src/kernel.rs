@@ -8,6 +8,7 @@ use std::io::Read;
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ksymrelo_core::btf::{Btf, Kind};
@@ -109,6 +110,41 @@ pub(crate) struct KallsymsFacts {
     pub record: Option<Arc<KallsymsRecord>>,
 }
 
+/// How often a [`Kernel`] went to the kernel (or its files) for facts:
+/// what a warm handle saves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// vmlinux BTF read and validated (once per handle).
+    pub vmlinux_parses: u64,
+    /// Later walks over vmlinux BTF for names not asked before.
+    pub vmlinux_walks: u64,
+    /// Scans of the kallsyms text.
+    pub kallsyms_scans: u64,
+    /// Kallsyms records built from `/proc/kallsyms`.
+    pub record_builds: u64,
+    /// Kallsyms records loaded from the record file.
+    pub record_loads: u64,
+    /// Runs of the in-kernel resolver.
+    pub in_kernel_lookups: u64,
+    /// Listings of the module BTFs.
+    pub module_listings: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    vmlinux_parses: AtomicU64,
+    vmlinux_walks: AtomicU64,
+    kallsyms_scans: AtomicU64,
+    record_builds: AtomicU64,
+    record_loads: AtomicU64,
+    in_kernel_lookups: AtomicU64,
+    module_listings: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
 /// vmlinux answers by `(name, kind)`.
 type LookupCache = HashMap<(Vec<u8>, Kind), Option<u32>>;
 
@@ -133,9 +169,11 @@ pub struct Kernel {
     kallsyms: KallsymsSource,
     record_path: Option<PathBuf>,
     vmlinux: OnceLock<Vmlinux>,
+    vmlinux_parse: Mutex<()>,
     vmlinux_lookups: Mutex<LookupCache>,
     modules: Mutex<Option<Vec<Arc<ModuleBtfData>>>>,
     facts: Mutex<KallsymsFacts>,
+    counters: Counters,
 }
 
 impl Kernel {
@@ -178,10 +216,32 @@ impl Kernel {
             kallsyms,
             record_path: None,
             vmlinux: OnceLock::new(),
+            vmlinux_parse: Mutex::new(()),
             vmlinux_lookups: Mutex::new(HashMap::new()),
             modules: Mutex::new(None),
             facts: Mutex::new(KallsymsFacts::default()),
+            counters: Counters::default(),
         }
+    }
+
+    /// What this handle has read or asked so far.
+    pub fn stats(&self) -> KernelStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        KernelStats {
+            vmlinux_parses: get(&c.vmlinux_parses),
+            vmlinux_walks: get(&c.vmlinux_walks),
+            kallsyms_scans: get(&c.kallsyms_scans),
+            record_builds: get(&c.record_builds),
+            record_loads: get(&c.record_loads),
+            in_kernel_lookups: get(&c.in_kernel_lookups),
+            module_listings: get(&c.module_listings),
+        }
+    }
+
+    /// Counts one run of the in-kernel resolver on this kernel's behalf.
+    pub(crate) fn note_in_kernel_lookup(&self) {
+        bump(&self.counters.in_kernel_lookups);
     }
 
     /// Whether this is the running kernel's BTF (so module fds are real).
@@ -233,6 +293,7 @@ impl Kernel {
         if !missing.is_empty() {
             let ask: Vec<(&[u8], Kind)> = missing.iter().map(|&i| wanted[i]).collect();
             let mut answers = vec![None; ask.len()];
+            bump(&self.counters.vmlinux_walks);
             btf.find_own_batch(&ask, &mut answers)?;
             for (&i, answer) in missing.iter().zip(answers) {
                 found[i] = answer;
@@ -248,7 +309,13 @@ impl Kernel {
         if let Some(vm) = self.vmlinux.get() {
             return Ok((vm, false));
         }
+        // One thread parses; the others wait for its result.
+        let _parsing = lock(&self.vmlinux_parse);
+        if let Some(vm) = self.vmlinux.get() {
+            return Ok((vm, false));
+        }
         let bytes = self.read_vmlinux()?;
+        bump(&self.counters.vmlinux_parses);
         let mut index = vec![0u32; Btf::max_type_count(&bytes).clamp(1, VMLINUX_INDEX_SLOTS)];
         let count = Btf::parse_indexed_batch(&bytes, None, &mut index, wanted, found)?.own_type_count();
         {
@@ -257,8 +324,6 @@ impl Kernel {
                 cache.insert((name.to_vec(), *kind), *answer);
             }
         }
-        // Another thread may have won the race: its copy is as good, and
-        // `found` holds this walk's answers either way.
         let _ = self.vmlinux.set(Vmlinux { bytes, index, count });
         Ok((self.vmlinux.get().expect("set above"), true))
     }
@@ -269,6 +334,7 @@ impl Kernel {
     /// no relocation holds them), new ones are opened.
     pub fn module_btfs(&self) -> Result<Vec<Arc<ModuleBtfData>>> {
         let mut cached = lock(&self.modules);
+        bump(&self.counters.module_listings);
         let fresh = match (&self.btf, cached.take()) {
             (BtfSource::Live, old) => live_modules(old.unwrap_or_default())?,
             (BtfSource::File(_), _) => Vec::new(),
@@ -311,6 +377,7 @@ impl Kernel {
         let boot = kallsyms_record::boot_id();
         if let Some(path) = &self.record_path {
             if let Some(r) = KallsymsRecord::load(path, &boot, facts.signature) {
+                bump(&self.counters.record_loads);
                 let r = Arc::new(r);
                 facts.record = Some(r.clone());
                 return Ok(Some(r));
@@ -318,6 +385,7 @@ impl Kernel {
         }
         let text = kallsyms_record::read_text(Path::new(PROC_KALLSYMS))
             .map_err(|e| Error::io(format!("reading {PROC_KALLSYMS}"), e))?;
+        bump(&self.counters.record_builds);
         let Some(r) = KallsymsRecord::build(&text, boot, facts.signature) else {
             return Ok(None);
         };
@@ -336,6 +404,7 @@ impl Kernel {
         if facts.record.is_none() && self.kallsyms_is_live() {
             let path = self.record_path.as_ref()?;
             let r = KallsymsRecord::load(path, &kallsyms_record::boot_id(), facts.signature)?;
+            bump(&self.counters.record_loads);
             facts.record = Some(Arc::new(r));
         }
         facts.record.clone()
@@ -355,6 +424,7 @@ impl Kernel {
             }
         };
         let mut file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        bump(&self.counters.kallsyms_scans);
         let mut matcher = Matcher::new(names, results)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {

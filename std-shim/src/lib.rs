@@ -25,7 +25,7 @@ pub mod report;
 pub mod sys;
 
 pub use error::{Error, Result};
-pub use kernel::Kernel;
+pub use kernel::{Kernel, KernelStats};
 pub use modes::Mode;
 pub use relocate::{
     relocate, relocate_in_place, relocate_in_place_with, relocate_insns, relocate_insns_with, relocate_with,

@@ -337,6 +337,9 @@ fn kallsyms_through_kernel(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Ve
             }
         }
     }
+    if !ask.is_empty() {
+        kernel.note_in_kernel_lookup();
+    }
     match inkernel::lookup(&ask) {
         Ok((answers, _)) => {
             for (&i, a) in asked.iter().zip(answers) {
@@ -434,6 +437,9 @@ fn all_through_kernel(
                 queries.len() - 1
             }
         }));
+    }
+    if !queries.is_empty() {
+        kernel.note_in_kernel_lookup();
     }
     let (answers, found) = inkernel::lookup(&queries)?;
     let modules: Vec<Arc<ModuleBtfData>> = found

@@ -25,6 +25,11 @@ fn run(fixture: &str, ctx_in: &[u64]) -> (Relocation, Vec<u64>) {
             "{fixture}: {mode:?} mode patched differently"
         );
         assert_eq!(r.fd_array, user.fd_array, "{fixture}: {mode:?} fd_array");
+        assert_eq!(
+            ksymrelo_std::report::to_json(&r),
+            ksymrelo_std::report::to_json(&user),
+            "{fixture}: {mode:?} mode reports differently"
+        );
     }
     (user, ctx)
 }
