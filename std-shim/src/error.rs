@@ -27,7 +27,79 @@ pub enum Error {
     },
 }
 
+/// Why a relocation failed, as a stable number: the `KSYMRELO_REASON_*`
+/// of the C ABI. Grouped by who must act: the kernel lacks something
+/// (1-4), the input is bad (5), the facts could not be read (6), the
+/// caller asked for something impossible (7-8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Reason {
+    /// No failure.
+    None = 0,
+    /// A strong extern is not in the kernel (BTF or kallsyms).
+    NotFound = 1,
+    /// kallsyms lists the name at two different addresses.
+    Ambiguous = 2,
+    /// The object's type of the extern differs from the kernel's.
+    Incompatible = 3,
+    /// kallsyms addresses are hidden from this process (`kptr_restrict`).
+    AddressesHidden = 4,
+    /// The object (ELF, BTF, an instruction at a site) is malformed.
+    BadObject = 5,
+    /// Kernel facts could not be read: a file, or `bpf(2)` refused.
+    KernelFacts = 6,
+    /// An output buffer or a limit is too small.
+    Capacity = 7,
+    /// The call itself is wrong (arguments that do not belong together).
+    Usage = 8,
+}
+
+impl Reason {
+    /// A short lowercase name (`"not_found"`, ...), for JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::None => "none",
+            Reason::NotFound => "not_found",
+            Reason::Ambiguous => "ambiguous",
+            Reason::Incompatible => "incompatible",
+            Reason::AddressesHidden => "addresses_hidden",
+            Reason::BadObject => "bad_object",
+            Reason::KernelFacts => "kernel_facts",
+            Reason::Capacity => "capacity",
+            Reason::Usage => "usage",
+        }
+    }
+}
+
 impl Error {
+    /// Why, as a [`Reason`].
+    pub fn reason(&self) -> Reason {
+        use ksymrelo_core::Error as C;
+        match self {
+            Error::Core(e) => match e {
+                C::NotInKernelBtf { .. } | C::StrongUnresolved { .. } => Reason::NotFound,
+                C::KallsymsAmbiguous { .. } => Reason::Ambiguous,
+                C::IncompatibleVar { .. } | C::IncompatibleFunc { .. } => Reason::Incompatible,
+                C::KallsymsRestricted { .. } => Reason::AddressesHidden,
+                C::CapacityExceeded { .. } | C::FdArrayFull { .. } => Reason::Capacity,
+                C::Mismatch { .. } => Reason::Usage,
+                _ => Reason::BadObject,
+            },
+            Error::Io { .. } => Reason::KernelFacts,
+            Error::Usage(_) => Reason::Usage,
+            Error::InKernel { .. } => Reason::NotFound,
+        }
+    }
+
+    /// The extern this error is about, if any.
+    pub fn extern_name(&self) -> Option<String> {
+        match self {
+            Error::Core(e) => e.extern_name().map(|n| n.to_string()),
+            Error::InKernel { name, .. } => Some(name.clone()),
+            _ => None,
+        }
+    }
+
     /// Wraps an OS error with context.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Error::Io {

@@ -24,10 +24,11 @@ pub mod relocate;
 pub mod report;
 pub mod sys;
 
-pub use error::{Error, Result};
+pub use error::{Error, Reason, Result};
 pub use kernel::{Kernel, KernelStats};
 pub use modes::Mode;
 pub use relocate::{
-    relocate, relocate_in_place, relocate_in_place_with, relocate_insns, relocate_insns_with, relocate_with,
+    list_externs, relocate, relocate_in_place, relocate_in_place_if, relocate_in_place_with, relocate_insns,
+    relocate_insns_with, relocate_with,
     ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
 };

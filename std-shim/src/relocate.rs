@@ -586,20 +586,49 @@ pub fn relocate_in_place(object: &mut [u8], kernel: &Kernel) -> Result<Relocatio
 
 /// [`relocate_in_place`] in a chosen [`Mode`].
 pub fn relocate_in_place_with(object: &mut [u8], kernel: &Kernel, mode: Mode) -> Result<Relocation> {
-    let (resolved, externs, sites) = {
+    relocate_in_place_if(object, kernel, mode, |_| Ok(()))
+}
+
+/// [`relocate_in_place_with`], writing only if `accept` agrees with the
+/// result (a C caller's fd_array must have room, say): on any error,
+/// `accept`'s included, `object` is unchanged.
+pub fn relocate_in_place_if(
+    object: &mut [u8],
+    kernel: &Kernel,
+    mode: Mode,
+    accept: impl FnOnce(&Relocation) -> Result<()>,
+) -> Result<Relocation> {
+    let (resolutions, relocation) = {
         let parsed = parse(object)?;
         let resolved = parsed.resolve(kernel, mode)?;
-        let externs = resolved.reports(&parsed.externs, &parsed.sites);
-        (resolved, externs, parsed.sites)
+        let relocation = Relocation {
+            externs: resolved.reports(&parsed.externs, &parsed.sites),
+            fd_array: resolved.fd_array.clone(),
+            modules: resolved.held_modules(),
+            sections: Vec::new(),
+            sites: parsed.sites,
+        };
+        (resolved.resolutions, relocation)
     };
-    patch::patch_object(object, &sites, &resolved.resolutions)?;
-    Ok(Relocation {
-        externs,
-        fd_array: resolved.fd_array.clone(),
-        modules: resolved.held_modules(),
-        sections: Vec::new(),
-        sites,
-    })
+    accept(&relocation)?;
+    patch::patch_object(object, &relocation.sites, &resolutions)?;
+    Ok(relocation)
+}
+
+/// The externs of `object` as the pipeline sees them (libbpf's order, kind,
+/// binding, number of sites), all unresolved: what a caller can still show
+/// when a relocation failed.
+pub fn list_externs(object: &[u8]) -> Result<Vec<ExternReport>> {
+    let parsed = parse(object)?;
+    let mut out = vec![Resolution::default(); parsed.externs.len()];
+    resolve::start(&parsed.externs, &mut out)?;
+    let none = Resolved {
+        resolutions: out,
+        fd_array: Vec::new(),
+        modules: Vec::new(),
+        kallsyms_modules: vec![None; parsed.externs.len()],
+    };
+    Ok(none.reports(&parsed.externs, &parsed.sites))
 }
 
 /// A site as a loader that holds instructions but no ELF knows it: the
