@@ -10,17 +10,20 @@
 //! - libbpf 1.7 (vendored by the libbpf-sys crate, linked by tests/build.rs):
 //!   no exception at all.
 //!
-//! Both user space (`Mode::User`) and the default mode (`Mode::Auto`) are
-//! compared. Module BTF fds are numbers of each process: only whether one
+//! Every mode is compared (`Mode::User`, the default `Mode::Auto`, and
+//! `Mode::Kernel` where the object loads with libbpf: it checks no types and
+//! refuses nothing more); the refusals in user and auto mode. Module BTF fds are numbers of each process: only whether one
 //! is zero (vmlinux) is compared.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use ksymrelo_core::insn::{Insn, CALL, LD_IMM64, POISON_CALL_KFUNC_BASE};
-use ksymrelo_core::object::SiteKind;
+use ksymrelo_core::insn::{Insn, CALL, LD_IMM64, POISON_CALL_KFUNC_BASE, PSEUDO_CALL};
+use ksymrelo_core::object::{Object, Site, SiteKind};
 use ksymrelo_std::{relocate_with, Kernel, Mode, Relocation};
-use ksymrelo_tests::{fixture, fixture_bytes, kernel_required, kernel_usable, live_kernel_files};
+use ksymrelo_tests::{
+    fixture, fixture_bytes, generated_fits_this_kernel, kallsyms_map, kernel_required, kernel_usable, live_kernel_files,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Oracle {
@@ -147,12 +150,94 @@ fn normalize_fd(pair: [Insn; 2]) -> [Insn; 2] {
     }
 }
 
+/// One site compared: ksymrelo's instruction(s) at `i` of its section
+/// (`mine`) with libbpf's at `j` of its program (`theirs`).
+fn compare_site(
+    what: &str,
+    oracle: Oracle,
+    ours: &Relocation,
+    site: &Site,
+    (mine, i): (&[Insn], usize),
+    (theirs, j): (&[Insn], usize),
+) {
+    let r = ours.externs[site.extern_idx as usize].resolution;
+    let poisoned = site.kind == SiteKind::Call && !r.is_resolved();
+    if poisoned {
+        assert_eq!(
+            mine[i],
+            Insn::new(CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index as i32),
+            "{what} #{i}"
+        );
+    }
+    if poisoned && oracle == Oracle::V1_1 {
+        assert_eq!(
+            theirs[j],
+            Insn::new(CALL, 0, 2, 0, 0),
+            "{what} #{i}: libbpf 1.1's unresolved weak kfunc call"
+        );
+    } else if site.kind == SiteKind::Ld64 {
+        let m = normalize_fd([mine[i], mine[i + 1]]);
+        let t = normalize_fd([theirs[j], theirs[j + 1]]);
+        assert_eq!(m, t, "{what} ld_imm64 #{i} (libbpf #{j})");
+    } else {
+        assert_eq!(mine[i], theirs[j], "{what} call #{i} (libbpf #{j})");
+    }
+}
+
+/// Where libbpf appended the `.text` function `[start, end)` in a program:
+/// the one position after the program's own instructions where each
+/// instruction is ksymrelo's, except for what libbpf may patch: at ksym
+/// sites (ld_imm64 pairs, calls) and BPF-to-BPF calls only the opcode and
+/// destination register must be the same. `None` when the program does
+/// not call it.
+fn appended_at(text: &[Insn], sites: &[usize], start: usize, end: usize, prog: &[Insn], own: usize) -> Option<usize> {
+    let same = |i: usize, theirs: Insn| {
+        let mine = text[i];
+        let patched = sites.contains(&i)
+            || (i > 0 && sites.contains(&(i - 1)) && text[i - 1].code == LD_IMM64)
+            || (mine.code == CALL && mine.src_reg() == PSEUDO_CALL);
+        if patched {
+            (mine.code, mine.dst_reg()) == (theirs.code, theirs.dst_reg())
+        } else {
+            mine == theirs
+        }
+    };
+    let len = end - start;
+    let found: Vec<usize> = (own..=prog.len().saturating_sub(len))
+        .filter(|&p| (start..end).all(|i| same(i, prog[p + i - start])))
+        .collect();
+    assert!(
+        found.len() <= 1,
+        ".text function at {start}..{end} appears at {found:?}"
+    );
+    found.first().copied()
+}
+
 /// Compares ksymrelo's sites with libbpf's instructions in every dumped
-/// program (the program's own section: its instructions come first in what
-/// libbpf loads, subprograms being appended after them). Returns the
-/// number of sites compared.
-fn compare_sites(obj: &str, oracle: Oracle, mode: Mode, ours: &Relocation, theirs: &[Program]) -> usize {
-    let mut compared = 0;
+/// program: the sites of the program's own section (its instructions come
+/// first in what libbpf loads), and those of each `.text` function libbpf
+/// appended to it. Returns the numbers of sites compared: in programs'
+/// sections, in `.text`.
+fn compare_sites(obj: &str, oracle: Oracle, mode: Mode, ours: &Relocation, theirs: &[Program]) -> (usize, usize) {
+    const STT_FUNC: u8 = 2;
+    let data = fixture_bytes(obj);
+    let object = Object::parse(&data).unwrap();
+    let elf = object.elf();
+    let text = ours.section(".text");
+    // `.text` functions: (start, end) in instructions.
+    let functions: Vec<(usize, usize)> = text
+        .map(|t| {
+            elf.symbols()
+                .iter()
+                .filter(|s| s.kind() == STT_FUNC && u32::from(s.st_shndx.get()) == t.index)
+                .map(|s| {
+                    let start = s.st_value.get() as usize / 8;
+                    (start, start + s.st_size.get() as usize / 8)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (mut compared, mut in_text) = (0, 0);
     for prog in theirs {
         let what = format!("{obj} ({mode:?}) program {} vs libbpf {}", prog.name, oracle.version());
         let section = ours
@@ -164,34 +249,35 @@ fn compare_sites(obj: &str, oracle: Oracle, mode: Mode, ours: &Relocation, their
         );
         for site in ours.sites.iter().filter(|s| s.section == section.index) {
             let i = site.insn_idx as usize;
-            let r = ours.externs[site.extern_idx as usize].resolution;
-            let mine = section.insns[i];
-            let theirs_i = prog.insns[i];
-            let poisoned = site.kind == SiteKind::Call && !r.is_resolved();
-            if poisoned {
-                assert_eq!(
-                    mine,
-                    Insn::new(CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index as i32),
-                    "{what} #{i}"
-                );
-            }
-            if poisoned && oracle == Oracle::V1_1 {
-                assert_eq!(
-                    theirs_i,
-                    Insn::new(CALL, 0, 2, 0, 0),
-                    "{what} #{i}: libbpf 1.1's unresolved weak kfunc call"
-                );
-            } else if site.kind == SiteKind::Ld64 {
-                let mine = normalize_fd([mine, section.insns[i + 1]]);
-                let theirs = normalize_fd([theirs_i, prog.insns[i + 1]]);
-                assert_eq!(mine, theirs, "{what} ld_imm64 #{i}..{}", i + 1);
-            } else {
-                assert_eq!(mine, theirs_i, "{what} call #{i}");
-            }
+            compare_site(&what, oracle, ours, site, (&section.insns, i), (&prog.insns, i));
             compared += 1;
         }
+        let Some(text) = text else { continue };
+        let text_sites: Vec<&Site> = ours.sites.iter().filter(|s| s.section == text.index).collect();
+        let at: Vec<usize> = text_sites.iter().map(|s| s.insn_idx as usize).collect();
+        for &(start, end) in &functions {
+            let Some(p) = appended_at(&text.insns, &at, start, end, &prog.insns, section.insns.len()) else {
+                continue;
+            };
+            for site in text_sites
+                .iter()
+                .filter(|s| (start..end).contains(&(s.insn_idx as usize)))
+            {
+                let i = site.insn_idx as usize;
+                let what = format!("{what} (.text #{i})");
+                compare_site(
+                    &what,
+                    oracle,
+                    ours,
+                    site,
+                    (&text.insns, i),
+                    (&prog.insns, p + i - start),
+                );
+                in_text += 1;
+            }
+        }
     }
-    compared
+    (compared, in_text)
 }
 
 fn gate(test: &str) -> bool {
@@ -204,15 +290,25 @@ fn compare(obj: &str, fake_load: bool, oracle: Oracle) {
     if !gate(&format!("differential {obj} {}", oracle.version())) {
         return;
     }
+    if obj.starts_with("many_") && !generated_fits_this_kernel(obj, &kallsyms_map()) {
+        return;
+    }
     let Some(harness) = oracle.harness() else { return };
     let theirs = libbpf_programs(&harness, obj, fake_load)
         .unwrap_or_else(|e| panic!("libbpf {} failed on {obj}: {e}", oracle.version()));
     assert!(!theirs.is_empty(), "no program dumped for {obj}");
-    for mode in [Mode::User, Mode::Auto] {
+    for mode in [Mode::User, Mode::Auto, Mode::Kernel] {
         let ours = relocate_with(&fixture_bytes(obj), &Kernel::live(), mode)
             .unwrap_or_else(|e| panic!("ksymrelo ({mode:?}) failed on {obj}: {e}"));
-        let compared = compare_sites(obj, oracle, mode, &ours, &theirs);
+        let (compared, in_text) = compare_sites(obj, oracle, mode, &ours, &theirs);
         assert!(compared > 0, "{obj}: no sites compared");
+        let text_sites = ours
+            .section(".text")
+            .map_or(0, |t| ours.sites.iter().filter(|s| s.section == t.index).count());
+        assert!(
+            text_sites == 0 || in_text >= text_sites,
+            "{obj}: {in_text} .text sites compared, of {text_sites} (each once per program that calls its function)"
+        );
     }
 }
 
@@ -271,9 +367,13 @@ differential! {
     // Refused by this kernel's verifier; the harness captures what libbpf
     // would have loaded.
     typed_vars: "typed.bpf.o", fake_load;
-    // Both programs; the sites of `.text` (appended by libbpf after each
-    // program) are not compared.
+    // Both programs, and the sites of the `.text` functions libbpf appends
+    // to each of them.
     multi_section: "multi_section.bpf.o";
+    // Generated for this machine's kernel (tests/fixtures/gen_many.sh):
+    // 100 and 1000 typeless ksyms and 5 kfunc calls.
+    many_100: "many_100.bpf.o";
+    many_1000: "many_1000.bpf.o";
 }
 
 /// Flavored kfunc (`bpf_iter_num_next___ksymrelo`): libbpf 1.7 looks it up
