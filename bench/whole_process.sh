@@ -1,45 +1,103 @@
 #!/usr/bin/env bash
-# Whole-process comparison: `ksymrelo resolve --json` in each mode against a C
-# program that loads the same object with the system's libbpf
-# (tests/harness/libbpf_dump.c). Reports medians and the speed-up over libbpf.
+# Whole-process comparison at 10, 100 and 1000 ksyms: `ksymrelo resolve
+# --json` in each mode against a C program that loads the same object with
+# libbpf (tests/harness/libbpf_dump.c), linked against Debian's libbpf 1.1
+# and against libbpf 1.7 (vendored by the libbpf-sys crate, built here in
+# release). Prints, per object, the medians and the speed-up over each libbpf.
 #
-# The command is measured twice: as `cargo build --release` makes it
-# (dynamically linked), and statically linked (glibc's static-pie), which
-# starts a few hundred microseconds sooner:
+# Objects (default): tests/fixtures/mixed.bpf.o (6 typeless ksyms + 5
+# kfuncs), many_100.bpf.o and many_1000.bpf.o (100/1000 typeless ksyms + 5
+# kfuncs, generated for the development machine's kernel by
+# tests/fixtures/gen_many.sh).
+#
+# With STATIC=1 the command is also measured statically linked (glibc's
+# static-pie), which starts a few hundred microseconds sooner:
 #   RUSTFLAGS="-C target-feature=+crt-static" \
 #     cargo build --release -p ksymrelo-std --target x86_64-unknown-linux-gnu
 #
-# Needs root (libbpf loads the program), hyperfine, python3, libbpf-dev.
-# Usage: bench/whole_process.sh [OBJECT] [RUNS]
-#   (default: tests/fixtures/mixed.bpf.o, 200 runs per command)
+# Needs root (libbpf loads the program), hyperfine, python3, libbpf-dev,
+# make and pkg-config (libbpf-sys).
+# Usage: bench/whole_process.sh [-r RUNS] [-w WARMUP] [OBJECT...]
+#   (default: 30 runs and 3 warm-up runs per command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-obj=${1:-tests/fixtures/mixed.bpf.o}
-runs=${2:-200}
+runs=30
+warmup=3
+while getopts "r:w:" opt; do
+    case $opt in
+        r) runs=$OPTARG ;;
+        w) warmup=$OPTARG ;;
+        *) echo "usage: $0 [-r RUNS] [-w WARMUP] [OBJECT...]" >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+objects=("$@")
+if [ ${#objects[@]} -eq 0 ]; then
+    objects=(tests/fixtures/mixed.bpf.o tests/fixtures/many_100.bpf.o tests/fixtures/many_1000.bpf.o)
+fi
 
-cargo build -q --release -p ksymrelo-std
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build -q --release -p ksymrelo-std --target x86_64-unknown-linux-gnu --target-dir target/static
-dynamic=./target/release/ksymrelo
-static=./target/static/x86_64-unknown-linux-gnu/release/ksymrelo
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-bash tests/harness/build.sh "$work/libbpf_dump" >/dev/null
 
-hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/results.json" \
-    -n "libbpf 1.1 (bpf_object__load)" "$work/libbpf_dump $obj" \
-    -n "ksymrelo --mode auto" "$dynamic resolve --json --mode auto $obj" \
-    -n "ksymrelo --mode kernel" "$dynamic resolve --json --mode kernel $obj" \
-    -n "ksymrelo --mode user" "$dynamic resolve --json --mode user $obj" \
-    -n "ksymrelo --mode auto (static)" "$static resolve --json --mode auto $obj" \
-    -n "ksymrelo --mode kernel (static)" "$static resolve --json --mode kernel $obj"
+cargo build -q -j1 --release -p ksymrelo-std
+dynamic=./target/release/ksymrelo
+if [ "${STATIC:-0}" = 1 ]; then
+    RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build -q -j1 --release -p ksymrelo-std --target x86_64-unknown-linux-gnu --target-dir target/static
+    static=./target/static/x86_64-unknown-linux-gnu/release/ksymrelo
+fi
 
-python3 - "$work/results.json" <<'EOF'
+# libbpf 1.1: the system's static archive.
+bash tests/harness/build.sh "$work/libbpf11_dump" >/dev/null
+# libbpf 1.7: libbpf-sys's build script installs libbpf.a and its headers in
+# its OUT_DIR, which cargo reports as the script's `out_dir`.
+libbpf17=$(cargo build -j1 --release -p libbpf-sys --message-format=json 2>/dev/null | python3 -c '
 import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-libbpf = results[0]["median"]
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "build-script-executed" and "libbpf-sys" in m["package_id"]:
+        print(m["out_dir"])
+')
+bash tests/harness/build.sh "$work/libbpf17_dump" "$libbpf17" >/dev/null
+for v in 11 17; do
+    echo "libbpf_dump $v: $("$work/libbpf${v}_dump" --version)"
+done
+
+for obj in "${objects[@]}"; do
+    name=$(basename "$obj" .bpf.o)
+    externs=$("$dynamic" resolve --json --mode user "$obj" | python3 -c '
+import json, sys
+print(len(json.load(sys.stdin)["externs"]))')
+    echo "measuring $obj ($externs externs), $runs runs per command"
+    cmds=(
+        -n "libbpf 1.1" "$work/libbpf11_dump $obj"
+        -n "libbpf 1.7" "$work/libbpf17_dump $obj"
+        -n "ksymrelo --mode auto" "$dynamic resolve --json --mode auto $obj"
+        -n "ksymrelo --mode kernel" "$dynamic resolve --json --mode kernel $obj"
+        -n "ksymrelo --mode user" "$dynamic resolve --json --mode user $obj"
+    )
+    if [ -n "${static:-}" ]; then
+        cmds+=(
+            -n "ksymrelo --mode auto (static)" "$static resolve --json --mode auto $obj"
+            -n "ksymrelo --mode kernel (static)" "$static resolve --json --mode kernel $obj"
+        )
+    fi
+    hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
+        --export-json "$work/$name.json" "${cmds[@]}" >"$work/$name.log"
+    echo "$name $externs" >>"$work/objects"
+done
+
+python3 - "$work" <<'EOF'
+import json, os, sys
+work = sys.argv[1]
 print()
-print(f"{'command':34} {'median':>10} {'vs libbpf':>10}")
-for r in results:
-    print(f"{r['command']:34} {r['median'] * 1e3:8.2f} ms {libbpf / r['median']:9.1f}x")
+print(f"{'object':12} {'externs':>7}  {'command':32} {'median':>10} {'vs 1.1':>8} {'vs 1.7':>8}")
+for line in open(os.path.join(work, "objects")):
+    name, externs = line.split()
+    results = json.load(open(os.path.join(work, name + ".json")))["results"]
+    median = {r["command"]: r["median"] for r in results}
+    v11, v17 = median["libbpf 1.1"], median["libbpf 1.7"]
+    for r in results:
+        m = r["median"]
+        print(f"{name:12} {externs:>7}  {r['command']:32} {m * 1e3:7.2f} ms {v11 / m:7.1f}x {v17 / m:7.1f}x")
 EOF

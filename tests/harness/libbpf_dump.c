@@ -1,5 +1,5 @@
-/* libbpf_dump: opens and loads a BPF object with the system's libbpf (1.1 on
- * the development machines) and prints, for each BPF_PROG_LOAD of one of the
+/* libbpf_dump: opens and loads a BPF object with the libbpf it is linked
+ * against (Debian's 1.1, or libbpf-sys's vendored 1.7: see build.sh) and prints, for each BPF_PROG_LOAD of one of the
  * object's programs, the instructions libbpf hands to the kernel, i.e. after
  * libbpf has appended subprograms and relocated the ksyms. It is the oracle
  * of ksymrelo's differential tests.
@@ -13,6 +13,7 @@
  * own and are not dumped.
  *
  * Usage: libbpf_dump [--fake-load] OBJECT
+ *        libbpf_dump --version   prints the linked libbpf's version (e.g. v1.7)
  *   --fake-load  when the kernel refuses one of the object's programs (e.g.
  *                typed ksyms on a kernel whose kallsyms has no data symbols),
  *                hand libbpf an fd of /dev/null instead, so that it goes on
@@ -156,13 +157,17 @@ int main(int argc, char **argv)
 	const char *path;
 	int err;
 
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("%s\n", libbpf_version_string());
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "--fake-load") == 0) {
 		fake_load = 1;
 		path = argv[2];
 	} else if (argc == 2 && argv[1][0] != '-') {
 		path = argv[1];
 	} else {
-		fprintf(stderr, "usage: %s [--fake-load] OBJECT\n", argv[0]);
+		fprintf(stderr, "usage: %s [--fake-load] OBJECT | --version\n", argv[0]);
 		return 2;
 	}
 	libbpf_set_print(warnings_only);

@@ -239,3 +239,28 @@ pub fn externs_and_sites<'a>(
     sites.truncate(n);
     (externs, sites)
 }
+
+/// Whether every typeless ksym of a generated `many_N` fixture is a single
+/// address in this kernel's kallsyms: the fixtures are generated from the
+/// development machine's kernel (tests/fixtures/gen_many.sh) and are
+/// skipped, with a SKIP line, on a kernel that lacks some of the names.
+pub fn generated_fits_this_kernel(fixture: &str, kallsyms: &HashMap<String, Vec<u64>>) -> bool {
+    let data = fixture_bytes(fixture);
+    let obj = ksymrelo_core::object::Object::parse(&data).unwrap();
+    let (externs, _) = externs_and_sites(&obj);
+    let misfits: Vec<&str> = externs
+        .iter()
+        .filter(|e| e.kind == ksymrelo_core::object::ExternKind::Typeless)
+        .filter(|e| kallsyms.get(e.name).is_none_or(|a| a.len() != 1))
+        .map(|e| e.name)
+        .collect();
+    if !misfits.is_empty() {
+        eprintln!(
+            "SKIP {fixture}: generated for another kernel ({} names missing or ambiguous here, e.g. {}); \
+             regenerate with tests/fixtures/gen_many.sh",
+            misfits.len(),
+            misfits[0]
+        );
+    }
+    misfits.is_empty()
+}

@@ -292,3 +292,59 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
         }
     }
 }
+
+/// A generated fixture with `n` typeless ksyms and 5 kfunc calls
+/// (tests/fixtures/gen_many.sh), relocated in every mode, loaded and run:
+/// the xor of all addresses and the 8 stored one by one match kallsyms.
+fn many(n: usize) {
+    let fixture = format!("many_{n}.bpf.o");
+    if !gate(&fixture) {
+        return;
+    }
+    let kallsyms = ksymrelo_tests::kallsyms_map();
+    if !ksymrelo_tests::generated_fits_this_kernel(&fixture, &kallsyms) {
+        return;
+    }
+    let addr = |name: &str| kallsyms[name][0];
+    // struct many_ctx: xor_all, addr[8], sum, task_found, pid (in).
+    let mut ctx = [0u64; 12];
+    ctx[11] = u64::from(std::process::id());
+    let (r, c) = run(&fixture, &ctx);
+    let typeless: Vec<&str> = r
+        .externs
+        .iter()
+        .filter(|e| e.kind == ksymrelo_core::object::ExternKind::Typeless)
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(typeless.len(), n);
+    assert_eq!(r.externs.len(), n + 5, "and 5 kfuncs");
+    let xor = typeless.iter().fold(0, |x, name| x ^ addr(name));
+    assert_eq!(c[0], xor, "xor of the {n} addresses");
+    // The stored ones, as the source names them: `c->addr[I] = (__u64)&NAME;`.
+    let source = std::fs::read_to_string(ksymrelo_tests::fixture(&format!("many_{n}.bpf.c"))).unwrap();
+    let mut stored = 0;
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("c->addr[") else {
+            continue;
+        };
+        let (i, rest) = rest.split_once("] = (__u64)&").unwrap();
+        let name = rest.strip_suffix(';').unwrap();
+        let i: usize = i.parse().unwrap();
+        assert_eq!(c[1 + i], addr(name), "addr[{i}] = {name}");
+        stored += 1;
+    }
+    assert_eq!(stored, 8);
+    assert_eq!(c[9] as i64, 190, "sum 0..20 through bpf_iter_num_*");
+    assert_eq!(c[10], 1, "bpf_task_from_pid found this process");
+    assert!(r.fd_array.is_empty(), "vmlinux kfuncs need no fd_array");
+}
+
+#[test]
+fn many_100_ksyms_run_in_every_mode() {
+    many(100);
+}
+
+#[test]
+fn many_1000_ksyms_run_in_every_mode() {
+    many(1000);
+}
