@@ -423,8 +423,6 @@ fn both_oracles_refuse_what_ksymrelo_refuses() {
 /// kallsyms); `Mode::Auto` resolves typeless ksyms with the kernel's
 /// `bpf_kallsyms_lookup_name`, which answers with its first match.
 #[test]
-#[ignore = "Mode::Auto relocates err_ambiguous.bpf.o (init_once -> its first kallsyms address) \
-            where libbpf 1.1 and 1.7 fail with \"extern (ksym) 'init_once': resolution is ambiguous\""]
 fn default_mode_refuses_ambiguous_typeless_like_libbpf() {
     for oracle in [Oracle::V1_1, Oracle::V1_7] {
         both_refuse("err_ambiguous.bpf.o", oracle, Mode::Auto);
