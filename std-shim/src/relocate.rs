@@ -26,7 +26,7 @@ use ksymrelo_core::error::{Error as CoreError, Name};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
 use ksymrelo_core::lookup::{Answer, Query};
-use ksymrelo_core::object::{describe, order, Extern, ExternKind, Object, Site, SiteKind};
+use ksymrelo_core::object::{describe_all, essential_name, Extern, ExternKind, Object, Site, SiteKind};
 use ksymrelo_core::patch;
 use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution};
 
@@ -686,13 +686,16 @@ pub fn relocate_insns_with(
                 )))
             }
             Some(_) => {}
-            None => {
-                let sym_idx = externs.len() as u32;
-                externs.push(describe(&btf, s.name, sym_idx, s.weak)?);
-            }
+            None => externs.push(Extern {
+                name: s.name,
+                essential_name: essential_name(s.name),
+                weak: s.weak,
+                sym_idx: externs.len() as u32,
+                ..Extern::default()
+            }),
         }
     }
-    order(&mut externs);
+    describe_all(&btf, &mut externs)?;
     let mut core_sites = Vec::with_capacity(sites.len());
     for s in sites {
         let ext = externs

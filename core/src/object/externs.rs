@@ -112,11 +112,17 @@ pub(super) fn collect<'o, 'a>(elf: &Elf<'a>, btf: &Btf<'a>, out: &'o mut [Extern
             what: "extern table",
             capacity,
         })?;
-        *slot = describe(btf, name, sym_idx, sym.binding() == STB_WEAK)?;
+        *slot = Extern {
+            name,
+            essential_name: essential_name(name),
+            weak: sym.binding() == STB_WEAK,
+            sym_idx,
+            ..Extern::default()
+        };
         n += 1;
     }
     let table = &mut out[..n];
-    order(table);
+    describe_all(btf, table)?;
     Ok(table)
 }
 
@@ -133,6 +139,136 @@ pub fn order(table: &mut [Extern<'_>]) {
     for (i, e) in table.iter_mut().enumerate() {
         e.index = i as u32;
     }
+}
+
+/// `Extern::index` of an entry [`describe_all`] has not classified yet.
+const UNCLASSIFIED: u32 = u32::MAX;
+/// ... whose VAR/FUNC has the wrong linkage (kept in `type_id`).
+const BAD_LINKAGE: u32 = u32::MAX - 1;
+/// ... listed by a DATASEC other than `.ksyms`/`.kconfig` (its id in `type_id`).
+const OTHER_SECTION: u32 = u32::MAX - 2;
+
+/// Describes a whole extern table at once, as [`describe`] does one
+/// extern, in two passes over the object's BTF whatever the table's size:
+/// `table` holds each extern's `name`, `essential_name`, `weak` and
+/// `sym_idx`; the rest is filled in, and the table is put in libbpf's order
+/// ([`order`]). Names must be distinct. Errors are those of [`describe`],
+/// for the first failing extern in `sym_idx` order.
+pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
+    table.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for e in table.iter_mut() {
+        e.btf_id = 0;
+        e.index = UNCLASSIFIED;
+    }
+    // Pass 1: the first VAR or FUNC of each name, in id order; its kind
+    // (Kfunc for a FUNC, Typed for a VAR, refined below) and its type.
+    let mut pending = table.len();
+    for ty in btf.own_types() {
+        if pending == 0 {
+            break;
+        }
+        let ty = ty?;
+        if !matches!(ty.kind(), Kind::Var | Kind::Func) {
+            continue;
+        }
+        let name = btf.name(&ty)?;
+        let Ok(i) = table.binary_search_by(|e| e.name.as_bytes().cmp(name)) else {
+            continue;
+        };
+        let e = &mut table[i];
+        if e.btf_id != 0 {
+            continue;
+        }
+        pending -= 1;
+        e.btf_id = ty.id();
+        e.kind = if ty.kind() == Kind::Func {
+            ExternKind::Kfunc
+        } else {
+            ExternKind::Typed
+        };
+        if ty.linkage() != linkage::EXTERN {
+            e.index = BAD_LINKAGE;
+            e.type_id = ty.linkage();
+        } else {
+            e.type_id = ty.type_id();
+        }
+    }
+    // Pass 2: the first DATASEC that lists each one decides its class.
+    table.sort_unstable_by_key(|e| e.btf_id);
+    let mut pending = table
+        .iter()
+        .filter(|e| e.btf_id != 0 && e.index == UNCLASSIFIED)
+        .count();
+    for sec in btf.own_types() {
+        if pending == 0 {
+            break;
+        }
+        let sec = sec?;
+        if sec.kind() != Kind::Datasec {
+            continue;
+        }
+        let sec_name = btf.name(&sec)?;
+        for v in sec.datasec_vars() {
+            let Ok(i) = table.binary_search_by_key(&v.type_id.get(), |e| e.btf_id) else {
+                continue;
+            };
+            let e = &mut table[i];
+            if e.btf_id == 0 || e.index != UNCLASSIFIED {
+                continue;
+            }
+            pending -= 1;
+            e.index = 0;
+            match sec_name {
+                b".ksyms" if e.kind == ExternKind::Kfunc => e.type_id = btf.skip_mods_and_typedefs(e.type_id)?.id(),
+                b".ksyms" => {
+                    e.type_id = btf.skip_mods_and_typedefs(e.type_id)?.id();
+                    if e.type_id == 0 {
+                        e.kind = ExternKind::Typeless;
+                    }
+                }
+                b".kconfig" => {
+                    e.kind = ExternKind::Kconfig;
+                    e.type_id = 0;
+                }
+                _ => {
+                    e.index = OTHER_SECTION;
+                    e.type_id = sec.id();
+                }
+            }
+        }
+    }
+    // Errors, for the first failing extern in symbol order.
+    table.sort_unstable_by_key(|e| e.sym_idx);
+    for e in table.iter() {
+        let name = || Name::from(e.name);
+        if e.btf_id == 0 {
+            return Err(Error::ExternNoBtf { name: name() });
+        }
+        match e.index {
+            BAD_LINKAGE => {
+                return Err(Error::ExternLinkage {
+                    name: name(),
+                    linkage: e.type_id,
+                })
+            }
+            UNCLASSIFIED => {
+                return Err(Error::ExternSection {
+                    name: name(),
+                    section: Name::new(b""),
+                })
+            }
+            OTHER_SECTION => {
+                let sec = btf.type_by_id(e.type_id)?;
+                return Err(Error::ExternSection {
+                    name: name(),
+                    section: Name::new(btf.name(&sec)?),
+                });
+            }
+            _ => {}
+        }
+    }
+    order(table);
+    Ok(())
 }
 
 /// Describes the extern `name` from an object's BTF alone (no ELF): its

@@ -5,7 +5,7 @@
 mod externs;
 mod sites;
 
-pub use externs::{describe, essential_name, order, Extern, ExternKind};
+pub use externs::{describe, describe_all, essential_name, order, Extern, ExternKind};
 pub use sites::{Site, SiteKind};
 
 use crate::btf::Btf;
