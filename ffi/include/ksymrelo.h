@@ -18,10 +18,138 @@ typedef struct bpf_insn bpf_insn;
 #define KSYMRELO_SITE_WEAK 1
 
 /*
+ `ksymrelo_opts.mode`: the default, libbpf's result, fast (as 0).
+ */
+#define KSYMRELO_MODE_AUTO 1
+
+/*
+ `ksymrelo_opts.mode`: everything in user space, exactly as libbpf
+ (reads `/proc/kallsyms`).
+ */
+#define KSYMRELO_MODE_USER 2
+
+/*
+ `ksymrelo_opts.mode`: everything looked up by the kernel, as libbpf's
+ gen_loader: no file read, but no type checks and no kallsyms ambiguity
+ check.
+ */
+#define KSYMRELO_MODE_KERNEL 3
+
+/*
+ `ksymrelo_extern.kind`: a typed variable (`extern const struct rq runqueues __ksym`).
+ */
+#define KSYMRELO_KIND_VAR 1
+
+/*
+ `ksymrelo_extern.kind`: a typeless variable (`extern const void x __ksym`).
+ */
+#define KSYMRELO_KIND_TYPELESS 2
+
+/*
+ `ksymrelo_extern.kind`: a kfunc.
+ */
+#define KSYMRELO_KIND_FUNC 3
+
+/*
+ `ksymrelo_extern.kind`: a `__kconfig` extern (left to the loader).
+ */
+#define KSYMRELO_KIND_KCONFIG 4
+
+/*
+ `ksymrelo_extern.flags`: declared `__weak`.
+ */
+#define KSYMRELO_EXTERN_WEAK 1
+
+/*
+ `ksymrelo_extern.flags`: resolved.
+ */
+#define KSYMRELO_EXTERN_RESOLVED 2
+
+/*
+ `ksymrelo_extern.flags`: an unresolved weak kfunc whose calls are
+ poisoned (`call 2002000000 + index`: the verifier refuses them only if
+ reachable).
+ */
+#define KSYMRELO_EXTERN_POISONED 4
+
+/*
+ `reason` values: no failure.
+ */
+#define KSYMRELO_REASON_NONE 0
+
+/*
+ A strong extern is not in the kernel (BTF or kallsyms); for a weak one,
+ why it is unresolved.
+ */
+#define KSYMRELO_REASON_NOT_FOUND 1
+
+/*
+ kallsyms lists the name at two different addresses.
+ */
+#define KSYMRELO_REASON_AMBIGUOUS 2
+
+/*
+ The object's type of the extern differs from the kernel's.
+ */
+#define KSYMRELO_REASON_INCOMPATIBLE 3
+
+/*
+ kallsyms addresses are hidden from this process (`kptr_restrict`).
+ */
+#define KSYMRELO_REASON_ADDRESSES_HIDDEN 4
+
+/*
+ The object is malformed.
+ */
+#define KSYMRELO_REASON_BAD_OBJECT 5
+
+/*
+ Kernel facts could not be read (a file, or `bpf(2)` refused).
+ */
+#define KSYMRELO_REASON_KERNEL_FACTS 6
+
+/*
+ An output buffer or a limit is too small.
+ */
+#define KSYMRELO_REASON_CAPACITY 7
+
+/*
+ Arguments that do not belong together.
+ */
+#define KSYMRELO_REASON_USAGE 8
+
+/*
  A kernel to resolve against (opaque to C). Module BTF fds it opens are
- owned by it and closed by `ksymrelo_kernel_free`.
+ owned by it and closed by `ksymrelo_kernel_free`. One handle may be used
+ by many threads at once: everything it learns is behind locks.
  */
 typedef struct ksymrelo_kernel ksymrelo_kernel;
+
+/*
+ What one relocation resolved, extern by extern (opaque to C). Owned by
+ the caller, freed with `ksymrelo_result_free`; immutable, so it may be
+ read from any thread.
+ */
+typedef struct ksymrelo_result ksymrelo_result;
+
+/*
+ Options of `ksymrelo_kernel_open_live_opts` (`sz` as for
+ `struct ksymrelo_opts`).
+ */
+typedef struct ksymrelo_kernel_opts {
+  /*
+   `sizeof(struct ksymrelo_kernel_opts)`.
+   */
+  size_t sz;
+  /*
+   Keep the per-boot kallsyms record (what the default mode needs from
+   `/proc/kallsyms` to be exact without reading it on every call) in
+   this file, shared with other processes: e.g. the `ksymrelo`
+   command's `/run/ksymrelo/kallsyms-record`. NULL: kept in the handle
+   only, no file written.
+   */
+  const char *kallsyms_record_path;
+} ksymrelo_kernel_opts;
 
 /*
  One instruction that refers to an extern: its index in the program's
@@ -43,6 +171,86 @@ typedef struct ksymrelo_site {
   const char *name;
 } ksymrelo_site;
 
+/*
+ Options of a relocation, libbpf style: set `sz` to
+ `sizeof(struct ksymrelo_opts)`. A library older than the caller's
+ header refuses non-zero fields it does not know (`-EINVAL`); a newer
+ one reads fields past `sz` as zero. NULL means all defaults.
+ */
+typedef struct ksymrelo_opts {
+  /*
+   `sizeof(struct ksymrelo_opts)`.
+   */
+  size_t sz;
+  /*
+   `KSYMRELO_MODE_*`; 0 is the default (`KSYMRELO_MODE_AUTO`).
+   */
+  uint32_t mode;
+  /*
+   Reserved: 0.
+   */
+  uint32_t flags;
+} ksymrelo_opts;
+
+/*
+ One extern of a result, filled by `ksymrelo_result_extern`: set `sz` to
+ `sizeof(struct ksymrelo_extern)` first (a smaller, older size gets the
+ fields that fit). Strings are owned by the result.
+ */
+typedef struct ksymrelo_extern {
+  /*
+   `sizeof(struct ksymrelo_extern)`, set by the caller.
+   */
+  size_t sz;
+  /*
+   The extern's full name.
+   */
+  const char *name;
+  /*
+   The module that provides it (module BTF, or kallsyms `[module]`);
+   NULL for vmlinux or when unresolved.
+   */
+  const char *module;
+  /*
+   `KSYMRELO_KIND_*`.
+   */
+  uint32_t kind;
+  /*
+   `KSYMRELO_EXTERN_*` bits.
+   */
+  uint32_t flags;
+  /*
+   Kernel BTF id (typed variables, kfuncs); 0 otherwise.
+   */
+  uint32_t btf_id;
+  /*
+   BTF object fd: 0 for vmlinux, a module BTF fd (owned by the kernel
+   handle) otherwise.
+   */
+  int32_t btf_obj_fd;
+  /*
+   fd_array slot of a module kfunc; 0 otherwise.
+   */
+  uint32_t fd_array_slot;
+  /*
+   Instructions that refer to it.
+   */
+  uint32_t sites;
+  /*
+   Address (typeless variables); 0 otherwise.
+   */
+  uint64_t addr;
+  /*
+   `KSYMRELO_REASON_*`: why it is unresolved, or why the relocation
+   failed on it.
+   */
+  int32_t reason;
+  /*
+   Reserved.
+   */
+  uint32_t _reserved;
+} ksymrelo_extern;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -56,6 +264,16 @@ extern "C" {
  `out` must be NULL (an error) or writable.
  */
 int ksymrelo_kernel_open_live(struct ksymrelo_kernel **out);
+
+/*
+ `ksymrelo_kernel_open_live` with options (NULL: the defaults).
+
+ # Safety
+ `opts` must be NULL or a `struct ksymrelo_kernel_opts` of `opts->sz`
+ bytes whose path is NULL or NUL-terminated; `out` NULL or writable.
+ */
+int ksymrelo_kernel_open_live_opts(const struct ksymrelo_kernel_opts *opts,
+                                   struct ksymrelo_kernel **out);
 
 /*
  Opens another kernel's saved files: `btf_path` is a vmlinux BTF file or a
@@ -85,6 +303,7 @@ void ksymrelo_kernel_free(struct ksymrelo_kernel *k);
  load with is in `fd_array[0..*fd_array_len]` (length 0 when no module
  kfunc is called; module fds stay owned by `k`). On failure nothing is
  written and `ksymrelo_last_error()` says why, naming the extern.
+ Resolves in the default mode (`KSYMRELO_MODE_AUTO`).
 
  # Safety
  Every pointer must be NULL (an error) or valid for its length:
@@ -94,19 +313,44 @@ void ksymrelo_kernel_free(struct ksymrelo_kernel *k);
  */
 int ksymrelo_relocate_insns(struct ksymrelo_kernel *k,
                             const void *obj_btf,
-                            uintptr_t obj_btf_len,
+                            size_t obj_btf_len,
                             bpf_insn *insns,
-                            uintptr_t insn_cnt,
+                            size_t insn_cnt,
                             const struct ksymrelo_site *sites,
-                            uintptr_t site_cnt,
+                            size_t site_cnt,
                             int *fd_array,
-                            uintptr_t fd_array_cap,
-                            uintptr_t *fd_array_len);
+                            size_t fd_array_cap,
+                            size_t *fd_array_len);
+
+/*
+ `ksymrelo_relocate_insns` with options (NULL: the defaults) and, if
+ `result` is non-NULL, a result handle in `*result` (free it with
+ `ksymrelo_result_free`): set after every relocation that ran, failed
+ ones included (then it names the failing extern and its reason); not set
+ when the arguments are refused.
+
+ # Safety
+ As `ksymrelo_relocate_insns`; `opts` NULL or a `struct ksymrelo_opts` of
+ `opts->sz` bytes; `result` NULL or writable.
+ */
+int ksymrelo_relocate_insns_opts(struct ksymrelo_kernel *k,
+                                 const void *obj_btf,
+                                 size_t obj_btf_len,
+                                 bpf_insn *insns,
+                                 size_t insn_cnt,
+                                 const struct ksymrelo_site *sites,
+                                 size_t site_cnt,
+                                 int *fd_array,
+                                 size_t fd_array_cap,
+                                 size_t *fd_array_len,
+                                 const struct ksymrelo_opts *opts,
+                                 struct ksymrelo_result **result);
 
 /*
  Resolves every ksym of a whole ELF object in memory and patches every
- executable section in place. fd_array as for `ksymrelo_relocate_insns`.
- On failure nothing is written.
+ executable section in place, in the default mode. fd_array as for
+ `ksymrelo_relocate_insns`. The object is parsed once and patched
+ directly; on failure nothing is written.
 
  # Safety
  `elf` must be valid for `elf_len` bytes, `fd_array` for `fd_array_cap`
@@ -114,10 +358,89 @@ int ksymrelo_relocate_insns(struct ksymrelo_kernel *k,
  */
 int ksymrelo_relocate_object(struct ksymrelo_kernel *k,
                              void *elf,
-                             uintptr_t elf_len,
+                             size_t elf_len,
                              int *fd_array,
-                             uintptr_t fd_array_cap,
-                             uintptr_t *fd_array_len);
+                             size_t fd_array_cap,
+                             size_t *fd_array_len);
+
+/*
+ `ksymrelo_relocate_object` with options (NULL: the defaults) and an
+ optional result handle, as for `ksymrelo_relocate_insns_opts`.
+
+ # Safety
+ As `ksymrelo_relocate_object`; `opts` NULL or a `struct ksymrelo_opts`
+ of `opts->sz` bytes; `result` NULL or writable.
+ */
+int ksymrelo_relocate_object_opts(struct ksymrelo_kernel *k,
+                                  void *elf,
+                                  size_t elf_len,
+                                  int *fd_array,
+                                  size_t fd_array_cap,
+                                  size_t *fd_array_len,
+                                  const struct ksymrelo_opts *opts,
+                                  struct ksymrelo_result **result);
+
+/*
+ Number of externs in a result (libbpf's extern order); 0 for NULL.
+
+ # Safety
+ `r` must be NULL or a live result handle.
+ */
+size_t ksymrelo_result_extern_count(const struct ksymrelo_result *r);
+
+/*
+ Fills `*out` (whose `sz` the caller set) with extern `i` of `r`. The
+ strings stay valid until `ksymrelo_result_free(r)`. Returns 0, or
+ `-EINVAL` for a NULL argument, an index past the count or a bad `sz`.
+
+ # Safety
+ `r` must be NULL or a live result handle; `out` NULL or a writable
+ `struct ksymrelo_extern` of `out->sz` bytes.
+ */
+int ksymrelo_result_extern(const struct ksymrelo_result *r, size_t i, struct ksymrelo_extern *out);
+
+/*
+ The status of the relocation behind `r`: 0 or a negative errno
+ (`-EINVAL` for NULL).
+
+ # Safety
+ `r` must be NULL or a live result handle.
+ */
+int ksymrelo_result_status(const struct ksymrelo_result *r);
+
+/*
+ Why the relocation behind `r` failed: `KSYMRELO_REASON_*`
+ (`KSYMRELO_REASON_NONE` on success; `KSYMRELO_REASON_USAGE` for NULL).
+
+ # Safety
+ `r` must be NULL or a live result handle.
+ */
+int ksymrelo_result_reason(const struct ksymrelo_result *r);
+
+/*
+ The failure message of `r` ("" on success or for NULL), owned by `r`.
+
+ # Safety
+ `r` must be NULL or a live result handle.
+ */
+const char *ksymrelo_result_message(const struct ksymrelo_result *r);
+
+/*
+ The extern the relocation behind `r` failed on, or NULL (success, a
+ failure not about one extern, or NULL `r`). Owned by `r`.
+
+ # Safety
+ `r` must be NULL or a live result handle.
+ */
+const char *ksymrelo_result_failed_extern(const struct ksymrelo_result *r);
+
+/*
+ Frees a result handle (its strings with it). NULL is fine.
+
+ # Safety
+ `r` must be NULL or a result handle not yet freed.
+ */
+void ksymrelo_result_free(struct ksymrelo_result *r);
 
 /*
  A static description of a status code. Never NULL.

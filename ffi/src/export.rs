@@ -10,9 +10,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use ksymrelo_core::insn::{self, Insn};
-use ksymrelo_std::{relocate_in_place, relocate_insns, InsnSite, Kernel};
+use ksymrelo_core::object::ExternKind;
+use ksymrelo_core::resolve::Outcome;
+use ksymrelo_std::{list_externs, relocate_in_place_if, relocate_insns_with, InsnSite, Kernel, Mode, Reason};
 
-use crate::{fail, ksymrelo_kernel, status_text, Failure, LAST_ERROR};
+use crate::{fail, ksymrelo_kernel, ksymrelo_result, status_text, Failure, LAST_ERROR};
 
 /// `struct bpf_insn` of `<linux/bpf.h>` (8 bytes, 4-byte aligned); opaque here.
 #[repr(C)]
@@ -34,6 +36,128 @@ pub struct ksymrelo_site {
     pub flags: u32,
     /// The extern's name; borrowed for the duration of the call.
     pub name: *const c_char,
+}
+
+/// `ksymrelo_opts.mode`: the default, libbpf's result, fast (as 0).
+pub const KSYMRELO_MODE_AUTO: u32 = 1;
+/// `ksymrelo_opts.mode`: everything in user space, exactly as libbpf
+/// (reads `/proc/kallsyms`).
+pub const KSYMRELO_MODE_USER: u32 = 2;
+/// `ksymrelo_opts.mode`: everything looked up by the kernel, as libbpf's
+/// gen_loader: no file read, but no type checks and no kallsyms ambiguity
+/// check.
+pub const KSYMRELO_MODE_KERNEL: u32 = 3;
+
+/// `ksymrelo_extern.kind`: a typed variable (`extern const struct rq runqueues __ksym`).
+pub const KSYMRELO_KIND_VAR: u32 = 1;
+/// `ksymrelo_extern.kind`: a typeless variable (`extern const void x __ksym`).
+pub const KSYMRELO_KIND_TYPELESS: u32 = 2;
+/// `ksymrelo_extern.kind`: a kfunc.
+pub const KSYMRELO_KIND_FUNC: u32 = 3;
+/// `ksymrelo_extern.kind`: a `__kconfig` extern (left to the loader).
+pub const KSYMRELO_KIND_KCONFIG: u32 = 4;
+
+/// `ksymrelo_extern.flags`: declared `__weak`.
+pub const KSYMRELO_EXTERN_WEAK: u32 = 1;
+/// `ksymrelo_extern.flags`: resolved.
+pub const KSYMRELO_EXTERN_RESOLVED: u32 = 2;
+/// `ksymrelo_extern.flags`: an unresolved weak kfunc whose calls are
+/// poisoned (`call 2002000000 + index`: the verifier refuses them only if
+/// reachable).
+pub const KSYMRELO_EXTERN_POISONED: u32 = 4;
+
+/// `reason` values: no failure.
+pub const KSYMRELO_REASON_NONE: i32 = 0;
+/// A strong extern is not in the kernel (BTF or kallsyms); for a weak one,
+/// why it is unresolved.
+pub const KSYMRELO_REASON_NOT_FOUND: i32 = 1;
+/// kallsyms lists the name at two different addresses.
+pub const KSYMRELO_REASON_AMBIGUOUS: i32 = 2;
+/// The object's type of the extern differs from the kernel's.
+pub const KSYMRELO_REASON_INCOMPATIBLE: i32 = 3;
+/// kallsyms addresses are hidden from this process (`kptr_restrict`).
+pub const KSYMRELO_REASON_ADDRESSES_HIDDEN: i32 = 4;
+/// The object is malformed.
+pub const KSYMRELO_REASON_BAD_OBJECT: i32 = 5;
+/// Kernel facts could not be read (a file, or `bpf(2)` refused).
+pub const KSYMRELO_REASON_KERNEL_FACTS: i32 = 6;
+/// An output buffer or a limit is too small.
+pub const KSYMRELO_REASON_CAPACITY: i32 = 7;
+/// Arguments that do not belong together.
+pub const KSYMRELO_REASON_USAGE: i32 = 8;
+
+/// Options of a relocation, libbpf style: set `sz` to
+/// `sizeof(struct ksymrelo_opts)`. A library older than the caller's
+/// header refuses non-zero fields it does not know (`-EINVAL`); a newer
+/// one reads fields past `sz` as zero. NULL means all defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct ksymrelo_opts {
+    /// `sizeof(struct ksymrelo_opts)`.
+    pub sz: usize,
+    /// `KSYMRELO_MODE_*`; 0 is the default (`KSYMRELO_MODE_AUTO`).
+    pub mode: u32,
+    /// Reserved: 0.
+    pub flags: u32,
+}
+
+/// Options of `ksymrelo_kernel_open_live_opts` (`sz` as for
+/// `struct ksymrelo_opts`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ksymrelo_kernel_opts {
+    /// `sizeof(struct ksymrelo_kernel_opts)`.
+    pub sz: usize,
+    /// Keep the per-boot kallsyms record (what the default mode needs from
+    /// `/proc/kallsyms` to be exact without reading it on every call) in
+    /// this file, shared with other processes: e.g. the `ksymrelo`
+    /// command's `/run/ksymrelo/kallsyms-record`. NULL: kept in the handle
+    /// only, no file written.
+    pub kallsyms_record_path: *const c_char,
+}
+
+impl Default for ksymrelo_kernel_opts {
+    fn default() -> Self {
+        ksymrelo_kernel_opts {
+            sz: 0,
+            kallsyms_record_path: std::ptr::null(),
+        }
+    }
+}
+
+/// One extern of a result, filled by `ksymrelo_result_extern`: set `sz` to
+/// `sizeof(struct ksymrelo_extern)` first (a smaller, older size gets the
+/// fields that fit). Strings are owned by the result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ksymrelo_extern {
+    /// `sizeof(struct ksymrelo_extern)`, set by the caller.
+    pub sz: usize,
+    /// The extern's full name.
+    pub name: *const c_char,
+    /// The module that provides it (module BTF, or kallsyms `[module]`);
+    /// NULL for vmlinux or when unresolved.
+    pub module: *const c_char,
+    /// `KSYMRELO_KIND_*`.
+    pub kind: u32,
+    /// `KSYMRELO_EXTERN_*` bits.
+    pub flags: u32,
+    /// Kernel BTF id (typed variables, kfuncs); 0 otherwise.
+    pub btf_id: u32,
+    /// BTF object fd: 0 for vmlinux, a module BTF fd (owned by the kernel
+    /// handle) otherwise.
+    pub btf_obj_fd: i32,
+    /// fd_array slot of a module kfunc; 0 otherwise.
+    pub fd_array_slot: u32,
+    /// Instructions that refer to it.
+    pub sites: u32,
+    /// Address (typeless variables); 0 otherwise.
+    pub addr: u64,
+    /// `KSYMRELO_REASON_*`: why it is unresolved, or why the relocation
+    /// failed on it.
+    pub reason: i32,
+    /// Reserved.
+    pub _reserved: u32,
 }
 
 /// Most instructions in one program (the kernel's own limit).
@@ -68,6 +192,97 @@ unsafe fn bytes<'a>(ptr: *const c_void, len: usize, what: &str) -> Result<&'a [u
     }
     // SAFETY: non-null and length-checked; validity is the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+}
+
+/// Borrows `len` writable bytes at `ptr` after checking them.
+///
+/// # Safety
+/// If non-null, `ptr` must point to `len` writable bytes, not otherwise
+/// accessed during `'a`.
+unsafe fn bytes_mut<'a>(ptr: *mut c_void, len: usize, what: &str) -> Result<&'a mut [u8], Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    if len == 0 || len > MAX_BYTES {
+        return Err(Failure::invalid(format!("{what}: length {len} is zero or absurd")));
+    }
+    // SAFETY: non-null and length-checked; validity and exclusivity are the
+    // caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) })
+}
+
+/// Reads a libbpf-style options struct whose first field is its size:
+/// fields past the caller's `sz` read as zero; bytes past ours must be zero.
+///
+/// # Safety
+/// If non-null, `ptr` must point to at least `sz` readable bytes, where
+/// `sz` is the `size_t` it starts with.
+unsafe fn options<T: Copy + Default>(ptr: *const T, what: &str) -> Result<T, Failure> {
+    let mut out = T::default();
+    if ptr.is_null() {
+        return Ok(out);
+    }
+    if ptr.align_offset(std::mem::align_of::<usize>()) != 0 {
+        return Err(Failure::invalid(format!("{what} is misaligned")));
+    }
+    // SAFETY: non-null, aligned; the size field is readable by contract.
+    let sz = unsafe { ptr.cast::<usize>().read() };
+    let ours = std::mem::size_of::<T>();
+    if !(std::mem::size_of::<usize>()..=MAX_BYTES).contains(&sz) {
+        return Err(Failure::invalid(format!("{what}->sz is {sz}")));
+    }
+    // SAFETY: the caller's struct is `sz` bytes long by contract.
+    let theirs = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), sz) };
+    if let Some(i) = theirs.iter().skip(ours).position(|&b| b != 0) {
+        return Err(Failure::invalid(format!(
+            "{what}: byte {} is set but this library's struct ends at {ours} (a newer header?)",
+            ours + i
+        )));
+    }
+    let n = sz.min(ours);
+    // SAFETY: `out` is a plain repr(C) value of `ours` bytes without
+    // padding; any bytes the caller's `n` gives are valid for its
+    // integer and pointer fields.
+    unsafe { std::ptr::copy_nonoverlapping(theirs.as_ptr(), (&mut out as *mut T).cast::<u8>(), n) };
+    Ok(out)
+}
+
+/// The numbers above are `Reason`'s, one for one.
+const _: () = {
+    assert!(KSYMRELO_REASON_NONE == Reason::None as i32);
+    assert!(KSYMRELO_REASON_NOT_FOUND == Reason::NotFound as i32);
+    assert!(KSYMRELO_REASON_AMBIGUOUS == Reason::Ambiguous as i32);
+    assert!(KSYMRELO_REASON_INCOMPATIBLE == Reason::Incompatible as i32);
+    assert!(KSYMRELO_REASON_ADDRESSES_HIDDEN == Reason::AddressesHidden as i32);
+    assert!(KSYMRELO_REASON_BAD_OBJECT == Reason::BadObject as i32);
+    assert!(KSYMRELO_REASON_KERNEL_FACTS == Reason::KernelFacts as i32);
+    assert!(KSYMRELO_REASON_CAPACITY == Reason::Capacity as i32);
+    assert!(KSYMRELO_REASON_USAGE == Reason::Usage as i32);
+    assert!(std::mem::size_of::<ksymrelo_extern>() == 64);
+    assert!(std::mem::size_of::<ksymrelo_opts>() == 16);
+};
+
+fn mode_of(opts: &ksymrelo_opts) -> Result<Mode, Failure> {
+    if opts.flags != 0 {
+        return Err(Failure::invalid(format!("opts->flags {:#x}: no flags exist", opts.flags)));
+    }
+    match opts.mode {
+        0 | KSYMRELO_MODE_AUTO => Ok(Mode::Auto),
+        KSYMRELO_MODE_USER => Ok(Mode::User),
+        KSYMRELO_MODE_KERNEL => Ok(Mode::Kernel),
+        m => Err(Failure::invalid(format!("opts->mode {m} is not a KSYMRELO_MODE_*"))),
+    }
+}
+
+/// Stores a result handle into `*out` (if `out` is non-NULL).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+unsafe fn give_result(out: *mut *mut ksymrelo_result, result: ksymrelo_result) {
+    if !out.is_null() {
+        // SAFETY: checked non-null; writable by contract.
+        unsafe { *out = Box::into_raw(Box::new(result)) };
+    }
 }
 
 /// A C string as UTF-8.
@@ -152,6 +367,30 @@ pub unsafe extern "C" fn ksymrelo_kernel_open_live(out: *mut *mut ksymrelo_kerne
     guard(|| unsafe { give(out, Kernel::live()) })
 }
 
+/// `ksymrelo_kernel_open_live` with options (NULL: the defaults).
+///
+/// # Safety
+/// `opts` must be NULL or a `struct ksymrelo_kernel_opts` of `opts->sz`
+/// bytes whose path is NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_kernel_open_live_opts(
+    opts: *const ksymrelo_kernel_opts,
+    out: *mut *mut ksymrelo_kernel,
+) -> c_int {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let opts = unsafe { options(opts, "opts") }?;
+        let mut kernel = Kernel::live();
+        if !opts.kallsyms_record_path.is_null() {
+            // SAFETY: forwarded contract.
+            let path = unsafe { string(opts.kallsyms_record_path, "opts->kallsyms_record_path") }?;
+            kernel = kernel.with_kallsyms_record(path);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { give(out, kernel) }
+    })
+}
+
 /// Opens another kernel's saved files: `btf_path` is a vmlinux BTF file or a
 /// directory laid out like `/sys/kernel/btf` (`vmlinux` plus one split BTF
 /// file per module); `kallsyms_path` a saved `/proc/kallsyms`, or NULL (then
@@ -204,6 +443,7 @@ pub unsafe extern "C" fn ksymrelo_kernel_free(k: *mut ksymrelo_kernel) {
 /// load with is in `fd_array[0..*fd_array_len]` (length 0 when no module
 /// kfunc is called; module fds stay owned by `k`). On failure nothing is
 /// written and `ksymrelo_last_error()` says why, naming the extern.
+/// Resolves in the default mode (`KSYMRELO_MODE_AUTO`).
 ///
 /// # Safety
 /// Every pointer must be NULL (an error) or valid for its length:
@@ -223,10 +463,54 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns(
     fd_array_cap: usize,
     fd_array_len: *mut usize,
 ) -> c_int {
+    // SAFETY: forwarded contract; NULL options and result are allowed.
+    unsafe {
+        ksymrelo_relocate_insns_opts(
+            k,
+            obj_btf,
+            obj_btf_len,
+            insns,
+            insn_cnt,
+            sites,
+            site_cnt,
+            fd_array,
+            fd_array_cap,
+            fd_array_len,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// `ksymrelo_relocate_insns` with options (NULL: the defaults) and, if
+/// `result` is non-NULL, a result handle in `*result` (free it with
+/// `ksymrelo_result_free`): set after every relocation that ran, failed
+/// ones included (then it names the failing extern and its reason); not set
+/// when the arguments are refused.
+///
+/// # Safety
+/// As `ksymrelo_relocate_insns`; `opts` NULL or a `struct ksymrelo_opts` of
+/// `opts->sz` bytes; `result` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_relocate_insns_opts(
+    k: *mut ksymrelo_kernel,
+    obj_btf: *const c_void,
+    obj_btf_len: usize,
+    insns: *mut bpf_insn,
+    insn_cnt: usize,
+    sites: *const ksymrelo_site,
+    site_cnt: usize,
+    fd_array: *mut c_int,
+    fd_array_cap: usize,
+    fd_array_len: *mut usize,
+    opts: *const ksymrelo_opts,
+    result: *mut *mut ksymrelo_result,
+) -> c_int {
     guard(|| {
         // SAFETY (all blocks below): forwarded contract, each pointer checked
         // by the helper before use.
         let k = unsafe { kernel(k) }?;
+        let mode = mode_of(&unsafe { options(opts, "opts") }?)?;
         let btf = unsafe { bytes(obj_btf, obj_btf_len, "obj_btf") }?;
         if insn_cnt == 0 || insn_cnt > MAX_INSNS {
             return Err(Failure::invalid(format!("insn_cnt {insn_cnt} is zero or absurd")));
@@ -261,20 +545,35 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns(
                 name,
             });
         }
-        let result = relocate_insns(&k.kernel, btf, &mut work, &rust_sites)?;
-        check_fd_array(fd_array, fd_array_cap, fd_array_len, &result.fd_array)?;
+        if fd_array_len.is_null() {
+            return Err(Failure::invalid("fd_array_len is NULL"));
+        }
+        let relocation = match relocate_insns_with(&k.kernel, btf, &mut work, &rust_sites, mode) {
+            Ok(r) => r,
+            Err(e) => {
+                unsafe { give_result(result, ksymrelo_result::failure(&e, Vec::new())) };
+                return Err(e.into());
+            }
+        };
+        check_fd_array(fd_array, fd_array_cap, fd_array_len, &relocation.fd_array)?;
+        k.hold(&relocation.modules);
         let out = insn::as_bytes(&work);
         unsafe {
             std::ptr::copy_nonoverlapping(out.as_ptr(), insns.cast::<u8>(), out.len());
-            write_fd_array(fd_array, fd_array_len, &result.fd_array);
+            write_fd_array(fd_array, fd_array_len, &relocation.fd_array);
+            give_result(
+                result,
+                ksymrelo_result::success(&relocation.externs, relocation.modules),
+            );
         }
         Ok(())
     })
 }
 
 /// Resolves every ksym of a whole ELF object in memory and patches every
-/// executable section in place. fd_array as for `ksymrelo_relocate_insns`.
-/// On failure nothing is written.
+/// executable section in place, in the default mode. fd_array as for
+/// `ksymrelo_relocate_insns`. The object is parsed once and patched
+/// directly; on failure nothing is written.
 ///
 /// # Safety
 /// `elf` must be valid for `elf_len` bytes, `fd_array` for `fd_array_cap`
@@ -288,18 +587,236 @@ pub unsafe extern "C" fn ksymrelo_relocate_object(
     fd_array_cap: usize,
     fd_array_len: *mut usize,
 ) -> c_int {
+    // SAFETY: forwarded contract; NULL options and result are allowed.
+    unsafe {
+        ksymrelo_relocate_object_opts(
+            k,
+            elf,
+            elf_len,
+            fd_array,
+            fd_array_cap,
+            fd_array_len,
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// `ksymrelo_relocate_object` with options (NULL: the defaults) and an
+/// optional result handle, as for `ksymrelo_relocate_insns_opts`.
+///
+/// # Safety
+/// As `ksymrelo_relocate_object`; `opts` NULL or a `struct ksymrelo_opts`
+/// of `opts->sz` bytes; `result` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_relocate_object_opts(
+    k: *mut ksymrelo_kernel,
+    elf: *mut c_void,
+    elf_len: usize,
+    fd_array: *mut c_int,
+    fd_array_cap: usize,
+    fd_array_len: *mut usize,
+    opts: *const ksymrelo_opts,
+    result: *mut *mut ksymrelo_result,
+) -> c_int {
     guard(|| {
         // SAFETY (all blocks below): forwarded contract, checked pointers.
         let k = unsafe { kernel(k) }?;
-        let mut work = unsafe { bytes(elf, elf_len, "elf") }?.to_vec();
-        let result = relocate_in_place(&mut work, &k.kernel)?;
-        check_fd_array(fd_array, fd_array_cap, fd_array_len, &result.fd_array)?;
+        let mode = mode_of(&unsafe { options(opts, "opts") }?)?;
+        let object = unsafe { bytes_mut(elf, elf_len, "elf") }?;
+        if fd_array_len.is_null() {
+            return Err(Failure::invalid("fd_array_len is NULL"));
+        }
+        let mut refused = None;
+        let outcome = relocate_in_place_if(object, &k.kernel, mode, |r| {
+            check_fd_array(fd_array, fd_array_cap, fd_array_len, &r.fd_array).map_err(|f| {
+                let e = ksymrelo_std::Error::Usage(f.message().to_owned());
+                refused = Some(f);
+                e
+            })
+        });
+        let relocation = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(f) = refused {
+                    return Err(f);
+                }
+                let externs = list_externs(object).unwrap_or_default();
+                unsafe { give_result(result, ksymrelo_result::failure(&e, externs)) };
+                return Err(e.into());
+            }
+        };
+        k.hold(&relocation.modules);
         unsafe {
-            std::ptr::copy_nonoverlapping(work.as_ptr(), elf.cast::<u8>(), work.len());
-            write_fd_array(fd_array, fd_array_len, &result.fd_array);
+            write_fd_array(fd_array, fd_array_len, &relocation.fd_array);
+            give_result(
+                result,
+                ksymrelo_result::success(&relocation.externs, relocation.modules),
+            );
         }
         Ok(())
     })
+}
+
+/// The result handle behind `r`.
+///
+/// # Safety
+/// If non-null, `r` must come from a `*_opts` relocation and not be freed.
+unsafe fn result_ref<'a>(r: *const ksymrelo_result) -> Option<&'a ksymrelo_result> {
+    // SAFETY: a live handle by contract.
+    unsafe { r.as_ref() }
+}
+
+/// Number of externs in a result (libbpf's extern order); 0 for NULL.
+///
+/// # Safety
+/// `r` must be NULL or a live result handle.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_extern_count(r: *const ksymrelo_result) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { result_ref(r) }.map_or(0, |r| r.externs.len())
+}
+
+/// Fills `*out` (whose `sz` the caller set) with extern `i` of `r`. The
+/// strings stay valid until `ksymrelo_result_free(r)`. Returns 0, or
+/// `-EINVAL` for a NULL argument, an index past the count or a bad `sz`.
+///
+/// # Safety
+/// `r` must be NULL or a live result handle; `out` NULL or a writable
+/// `struct ksymrelo_extern` of `out->sz` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_extern(
+    r: *const ksymrelo_result,
+    i: usize,
+    out: *mut ksymrelo_extern,
+) -> c_int {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let r = unsafe { result_ref(r) }.ok_or_else(|| Failure::invalid("result is NULL"))?;
+        if out.is_null() || out.align_offset(std::mem::align_of::<usize>()) != 0 {
+            return Err(Failure::invalid("out is NULL or misaligned"));
+        }
+        // SAFETY: non-null and aligned; its size field is readable by contract.
+        let sz = unsafe { out.cast::<usize>().read() };
+        let ours = std::mem::size_of::<ksymrelo_extern>();
+        if sz < std::mem::size_of::<usize>() || sz > MAX_BYTES {
+            return Err(Failure::invalid(format!("out->sz is {sz}")));
+        }
+        let e = r
+            .externs
+            .get(i)
+            .ok_or_else(|| Failure::invalid(format!("extern {i} of {}", r.externs.len())))?;
+        let rep = &e.report;
+        let (btf_id, btf_obj_fd, fd_array_slot, addr) = match rep.resolution.outcome {
+            Outcome::Btf {
+                btf_id,
+                btf_obj_fd,
+                fd_array_slot,
+                ..
+            } => (btf_id, btf_obj_fd, u32::from(fd_array_slot), 0),
+            Outcome::Address { addr } => (0, 0, 0, addr),
+            Outcome::Unresolved(_) => (0, 0, 0, 0),
+        };
+        let resolved = rep.resolution.is_resolved();
+        let mut flags = 0;
+        if rep.weak {
+            flags |= KSYMRELO_EXTERN_WEAK;
+        }
+        if resolved {
+            flags |= KSYMRELO_EXTERN_RESOLVED;
+        } else if rep.weak && rep.kind == ExternKind::Kfunc && r.status == 0 {
+            flags |= KSYMRELO_EXTERN_POISONED;
+        }
+        let info = ksymrelo_extern {
+            sz: sz.min(ours),
+            name: e.name.as_ptr(),
+            module: e.module.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+            kind: match rep.kind {
+                ExternKind::Typed => KSYMRELO_KIND_VAR,
+                ExternKind::Typeless => KSYMRELO_KIND_TYPELESS,
+                ExternKind::Kfunc => KSYMRELO_KIND_FUNC,
+                ExternKind::Kconfig => KSYMRELO_KIND_KCONFIG,
+            },
+            flags,
+            btf_id,
+            btf_obj_fd,
+            fd_array_slot,
+            sites: u32::try_from(rep.sites).unwrap_or(u32::MAX),
+            addr,
+            reason: e.reason as i32,
+            _reserved: 0,
+        };
+        // SAFETY: `out` holds `sz` writable bytes by contract; at most
+        // `ours` are copied from a padding-free repr(C) value.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&info as *const ksymrelo_extern).cast::<u8>(),
+                out.cast::<u8>(),
+                sz.min(ours),
+            )
+        };
+        Ok(())
+    })
+}
+
+/// The status of the relocation behind `r`: 0 or a negative errno
+/// (`-EINVAL` for NULL).
+///
+/// # Safety
+/// `r` must be NULL or a live result handle.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_status(r: *const ksymrelo_result) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { result_ref(r) }.map_or(-libc::EINVAL, |r| r.status)
+}
+
+/// Why the relocation behind `r` failed: `KSYMRELO_REASON_*`
+/// (`KSYMRELO_REASON_NONE` on success; `KSYMRELO_REASON_USAGE` for NULL).
+///
+/// # Safety
+/// `r` must be NULL or a live result handle.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_reason(r: *const ksymrelo_result) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { result_ref(r) }.map_or(KSYMRELO_REASON_USAGE, |r| r.reason as i32)
+}
+
+/// The failure message of `r` ("" on success or for NULL), owned by `r`.
+///
+/// # Safety
+/// `r` must be NULL or a live result handle.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_message(r: *const ksymrelo_result) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { result_ref(r) }.map_or(c"".as_ptr(), |r| r.message.as_ptr())
+}
+
+/// The extern the relocation behind `r` failed on, or NULL (success, a
+/// failure not about one extern, or NULL `r`). Owned by `r`.
+///
+/// # Safety
+/// `r` must be NULL or a live result handle.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_failed_extern(r: *const ksymrelo_result) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { result_ref(r) }
+        .and_then(|r| r.failed_extern.as_ref())
+        .map_or(std::ptr::null(), |n| n.as_ptr())
+}
+
+/// Frees a result handle (its strings with it). NULL is fine.
+///
+/// # Safety
+/// `r` must be NULL or a result handle not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn ksymrelo_result_free(r: *mut ksymrelo_result) {
+    if r.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a live handle from `give_result`, freed once by contract.
+        drop(unsafe { Box::from_raw(r) });
+    }));
 }
 
 /// A static description of a status code. Never NULL.

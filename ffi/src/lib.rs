@@ -17,11 +17,94 @@ pub mod export;
 
 use std::cell::RefCell;
 use std::ffi::CString;
+use std::sync::{Arc, Mutex};
+
+use ksymrelo_std::kernel::ModuleBtfData;
 
 /// A kernel to resolve against (opaque to C). Module BTF fds it opens are
-/// owned by it and closed by `ksymrelo_kernel_free`.
+/// owned by it and closed by `ksymrelo_kernel_free`. One handle may be used
+/// by many threads at once: everything it learns is behind locks.
 pub struct ksymrelo_kernel {
     kernel: ksymrelo_std::Kernel,
+    /// Every module BTF a relocation handed out (its fd is in a caller's
+    /// fd_array or instructions): kept open until the handle is freed,
+    /// even if the module is unloaded and the kernel's list drops it.
+    handed_out: Mutex<Vec<Arc<ModuleBtfData>>>,
+}
+
+/// What one relocation resolved, extern by extern (opaque to C). Owned by
+/// the caller, freed with `ksymrelo_result_free`; immutable, so it may be
+/// read from any thread.
+pub struct ksymrelo_result {
+    pub(crate) status: i32,
+    pub(crate) reason: ksymrelo_std::Reason,
+    pub(crate) message: CString,
+    pub(crate) failed_extern: Option<CString>,
+    pub(crate) externs: Vec<ResultExtern>,
+    /// The module BTFs the fds above name, open while this lives.
+    pub(crate) _modules: Vec<Arc<ModuleBtfData>>,
+}
+
+/// One extern of a [`ksymrelo_result`], with its strings owned.
+pub(crate) struct ResultExtern {
+    pub(crate) name: CString,
+    pub(crate) module: Option<CString>,
+    pub(crate) report: ksymrelo_std::ExternReport,
+    pub(crate) reason: ksymrelo_std::Reason,
+}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+impl ksymrelo_result {
+    /// A successful relocation's result.
+    pub(crate) fn success(externs: &[ksymrelo_std::ExternReport], modules: Vec<Arc<ModuleBtfData>>) -> Self {
+        ksymrelo_result {
+            status: 0,
+            reason: ksymrelo_std::Reason::None,
+            message: CString::default(),
+            failed_extern: None,
+            externs: externs
+                .iter()
+                .map(|e| ResultExtern {
+                    name: c_string(&e.name),
+                    module: e.module.as_deref().map(c_string),
+                    reason: match e.resolution.outcome {
+                        ksymrelo_core::resolve::Outcome::Unresolved(
+                            ksymrelo_core::resolve::Unresolved::Incompatible,
+                        ) => ksymrelo_std::Reason::Incompatible,
+                        ksymrelo_core::resolve::Outcome::Unresolved(ksymrelo_core::resolve::Unresolved::NotFound) => {
+                            ksymrelo_std::Reason::NotFound
+                        }
+                        _ => ksymrelo_std::Reason::None,
+                    },
+                    report: e.clone(),
+                })
+                .collect(),
+            _modules: modules,
+        }
+    }
+
+    /// A failed relocation's result: the object's externs (if it parsed),
+    /// none resolved, the failing one carrying the reason.
+    pub(crate) fn failure(err: &ksymrelo_std::Error, externs: Vec<ksymrelo_std::ExternReport>) -> Self {
+        let failed = err.extern_name();
+        let reason = err.reason();
+        let mut r = ksymrelo_result::success(&externs, Vec::new());
+        for e in &mut r.externs {
+            e.reason = if failed.as_deref() == Some(e.report.name.as_str()) {
+                reason
+            } else {
+                ksymrelo_std::Reason::None
+            };
+        }
+        r.status = err.errno();
+        r.reason = reason;
+        r.message = c_string(&err.to_string());
+        r.failed_extern = failed.as_deref().map(c_string);
+        r
+    }
 }
 
 /// A failure: a negative errno and a message.
@@ -42,6 +125,10 @@ impl Failure {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Failure::new(-libc::EINVAL, message)
     }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<ksymrelo_std::Error> for Failure {
@@ -56,7 +143,7 @@ thread_local! {
 
 /// Records `f` as this thread's last error and returns its status.
 pub(crate) fn fail(f: Failure) -> i32 {
-    let text = CString::new(f.message.replace('\0', "\\0")).unwrap_or_default();
+    let text = c_string(&f.message);
     LAST_ERROR.with(|e| *e.borrow_mut() = text);
     f.status
 }
@@ -80,6 +167,19 @@ pub(crate) fn status_text(status: i32) -> &'static [u8] {
 
 impl ksymrelo_kernel {
     pub(crate) fn new(kernel: ksymrelo_std::Kernel) -> Self {
-        ksymrelo_kernel { kernel }
+        ksymrelo_kernel {
+            kernel,
+            handed_out: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps `modules` open for the handle's lifetime.
+    pub(crate) fn hold(&self, modules: &[Arc<ModuleBtfData>]) {
+        let mut held = self.handed_out.lock().unwrap_or_else(|p| p.into_inner());
+        for m in modules {
+            if !held.iter().any(|h| Arc::ptr_eq(h, m)) {
+                held.push(m.clone());
+            }
+        }
     }
 }

@@ -345,6 +345,29 @@ impl Kernel {
         Ok(fresh)
     }
 
+    /// The kept module BTF for BTF object `id`, or `fd` (a module BTF fd the
+    /// in-kernel resolver got) kept as a new one: so that every mode hands
+    /// out the same fd for a module, and repeated relocations no new fds.
+    pub(crate) fn adopt_module(&self, id: u32, name: String, fd: OwnedFd) -> Result<Arc<ModuleBtfData>> {
+        let mut cached = lock(&self.modules);
+        let list = cached.get_or_insert_with(Vec::new);
+        if let Some(m) = list.iter().find(|m| m.id == id && m.fd.is_some()) {
+            return Ok(m.clone());
+        }
+        let data = sys::btf_data(fd.as_fd()).map_err(|e| Error::io(format!("reading BTF of module {name}"), e))?;
+        let m = Arc::new(ModuleBtfData {
+            name,
+            id,
+            data,
+            fd_value: fd.as_raw_fd(),
+            fd: Some(fd),
+        });
+        // Keep the list in BTF object id order, the search order.
+        let at = list.partition_point(|x| x.id < id);
+        list.insert(at, m.clone());
+        Ok(m)
+    }
+
     /// What this kernel's kallsyms said so far, emptied first if the loaded
     /// modules changed since.
     pub(crate) fn kallsyms_facts(&self) -> MutexGuard<'_, KallsymsFacts> {

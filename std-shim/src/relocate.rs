@@ -442,20 +442,15 @@ fn all_through_kernel(
         kernel.note_in_kernel_lookup();
     }
     let (answers, found) = inkernel::lookup(&queries)?;
-    let modules: Vec<Arc<ModuleBtfData>> = found
-        .modules
-        .into_iter()
-        .map(|(id, name, fd)| {
-            use std::os::fd::AsRawFd;
-            Arc::new(ModuleBtfData {
-                name,
-                id,
-                data: Vec::new(),
-                fd_value: fd.as_raw_fd(),
-                fd: Some(fd),
-            })
-        })
-        .collect();
+    // The lookup's fds, by the fd the answers carry, to the kept modules.
+    let mut by_fd: Vec<(i32, usize)> = Vec::new();
+    let mut modules: Vec<Arc<ModuleBtfData>> = Vec::new();
+    for (id, name, fd) in found.modules {
+        use std::os::fd::AsRawFd;
+        let raw = fd.as_raw_fd();
+        by_fd.push((raw, modules.len()));
+        modules.push(kernel.adopt_module(id, name, fd)?);
+    }
     let record: Option<Arc<KallsymsRecord>> = {
         let mut facts = kernel.kallsyms_facts();
         kernel.kept_kallsyms_record(&mut facts)
@@ -470,14 +465,14 @@ fn all_through_kernel(
             Answer::Btf { btf_id, fd } => {
                 let module = match fd {
                     0 => None,
-                    fd => Some(modules.iter().position(|m| m.fd_value == fd).ok_or_else(|| {
+                    fd => Some(by_fd.iter().find(|(f, _)| *f == fd).map(|(_, m)| *m).ok_or_else(|| {
                         Error::Usage(format!("the in-kernel resolver returned an unknown BTF fd {fd}"))
-                    })? as u16),
+                    })?),
                 };
                 r.outcome = Outcome::Btf {
                     btf_id,
-                    btf_obj_fd: fd,
-                    module,
+                    btf_obj_fd: module.map_or(0, |m| modules[m].fd_value),
+                    module: module.map(|m| m as u16),
                     fd_array_slot: 0,
                 };
             }
