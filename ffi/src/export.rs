@@ -264,7 +264,10 @@ const _: () = {
 
 fn mode_of(opts: &ksymrelo_opts) -> Result<Mode, Failure> {
     if opts.flags != 0 {
-        return Err(Failure::invalid(format!("opts->flags {:#x}: no flags exist", opts.flags)));
+        return Err(Failure::invalid(format!(
+            "opts->flags {:#x}: no flags exist",
+            opts.flags
+        )));
     }
     match opts.mode {
         0 | KSYMRELO_MODE_AUTO => Ok(Mode::Auto),

@@ -107,10 +107,9 @@ int main(int argc, char **argv)
 	/* 3. Run it once over the context. */
 	memset(&attr, 0, sizeof(attr));
 	attr.test.prog_fd = prog_fd;
+	/* Syscall programs write their context back into ctx_in. */
 	attr.test.ctx_in = (uintptr_t)ctx;
-	attr.test.ctx_out = (uintptr_t)ctx;
 	attr.test.ctx_size_in = words * sizeof(uint64_t);
-	attr.test.ctx_size_out = words * sizeof(uint64_t);
 	if (sys_bpf(BPF_PROG_TEST_RUN, &attr)) {
 		fprintf(stderr, "BPF_PROG_TEST_RUN: %s\n", strerror(errno));
 		return 1;

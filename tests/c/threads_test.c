@@ -9,13 +9,15 @@
 
 #include <ksymrelo.h>
 
+#define MAX_EXTERNS 2048
+
 struct object {
 	void *bytes;
 	size_t len;
 	void *expected;
 	int fd_array[64];
 	size_t fd_array_len;
-	struct ksymrelo_extern externs[64];
+	struct ksymrelo_extern externs[MAX_EXTERNS];
 	size_t extern_count;
 };
 
@@ -39,7 +41,12 @@ static int relocate(ksymrelo_kernel *k, const struct object *o, void *out, int *
 		return err;
 	}
 	*extern_count = ksymrelo_result_extern_count(result);
-	for (i = 0; i < *extern_count && i < 64; i++) {
+	if (*extern_count > MAX_EXTERNS) {
+		fprintf(stderr, "more than %d externs\n", MAX_EXTERNS);
+		ksymrelo_result_free(result);
+		return -1;
+	}
+	for (i = 0; i < *extern_count; i++) {
 		externs[i].sz = sizeof(externs[i]);
 		ksymrelo_result_extern(result, i, &externs[i]);
 		/* Strings die with the result: compare them now, keep none. */
@@ -57,7 +64,7 @@ static void *worker(void *arg)
 
 	for (r = 0; r < rounds; r++) {
 		const struct object *o = &objects[(t + r) % object_count];
-		struct ksymrelo_extern externs[64];
+		struct ksymrelo_extern *externs = calloc(MAX_EXTERNS, sizeof(*externs));
 		size_t fd_array_len, extern_count;
 		int fd_array[64];
 		void *out = malloc(o->len);
@@ -70,6 +77,7 @@ static void *worker(void *arg)
 			bad++;
 		}
 		free(out);
+		free(externs);
 	}
 	return (void *)bad;
 }

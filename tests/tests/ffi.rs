@@ -31,6 +31,11 @@ fn build_library() -> PathBuf {
         "no libksymrelo.so in {}",
         libdir.display()
     );
+    // Programs record the SONAME (ffi/build.rs); cargo makes no such file.
+    let soname = libdir.join("libksymrelo.so.0");
+    if std::fs::symlink_metadata(&soname).is_err() {
+        std::os::unix::fs::symlink("libksymrelo.so", &soname).unwrap();
+    }
     let pc = std::fs::read_to_string(repo().join("ffi/ksymrelo.pc.in"))
         .unwrap()
         .replace("@PREFIX@", repo().to_str().unwrap())
@@ -166,4 +171,127 @@ fn c_programs_relocate_load_and_run() {
         out.status.code()
     );
     assert!(text.contains("all checks passed"), "{text}");
+}
+
+/// Runs a compiled C program; panics with its output unless it succeeds.
+fn run_ok(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} (exit {:?}):\n{text}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn c_loader_relocates_loads_and_runs_a_program() {
+    if !ksymrelo_tests::kernel_usable("c_loader_relocates_loads_and_runs_a_program")
+        || !ksymrelo_tests::live_kernel_files("c_loader_relocates_loads_and_runs_a_program")
+    {
+        return;
+    }
+    let pcdir = build_library();
+    let program = compile(&pcdir, "load_and_run.c", &["-lelf"]);
+    let pid = std::process::id().to_string();
+    let text = run_ok(
+        command(&[], &program, &[&fixture("mixed.bpf.o")], true)
+            .args(["syscall", "9", &pid])
+            .to_owned_cmd(),
+        "load_and_run",
+    );
+    let word = |i: usize| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("ctx[{i}] = ")))
+            .unwrap_or_else(|| panic!("no ctx[{i}] in {text}"));
+        u64::from_str_radix(line.rsplit("0x").next().unwrap(), 16).unwrap_or(0)
+    };
+    assert!(text.contains("retval 0"), "{text}");
+    assert_eq!(word(0), ksymrelo_tests::kallsyms_addr("vfs_read"), "{text}");
+    assert_eq!(word(5), ksymrelo_tests::kallsyms_addr("bpf_prog_put"), "{text}");
+    assert_eq!(word(6), 190, "the bpf_iter_num sum, {text}");
+    assert_eq!(word(7), 1, "bpf_task_from_pid found this process, {text}");
+}
+
+#[test]
+fn c_loader_prints_what_the_command_prints() {
+    if !ksymrelo_tests::kernel_usable("c_loader_prints_what_the_command_prints")
+        || !ksymrelo_tests::live_kernel_files("c_loader_prints_what_the_command_prints")
+    {
+        return;
+    }
+    let pcdir = build_library();
+    let program = compile(&pcdir, "print_externs.c", &[]);
+    let kernel = ksymrelo_std::Kernel::live();
+    for fixture_name in ["mixed.bpf.o", "kfuncs.bpf.o", "weak_kfuncs.bpf.o", "typed.bpf.o"] {
+        for (mode_name, mode) in [
+            ("auto", ksymrelo_std::Mode::Auto),
+            ("user", ksymrelo_std::Mode::User),
+            ("kernel", ksymrelo_std::Mode::Kernel),
+        ] {
+            let obj = std::fs::read(fixture(fixture_name)).unwrap();
+            let expected = ksymrelo_std::report::to_table(&ksymrelo_std::relocate_with(&obj, &kernel, mode).unwrap());
+            let got = run_ok(
+                command(&[], &program, &[&fixture(fixture_name)], true)
+                    .arg(mode_name)
+                    .to_owned_cmd(),
+                "print_externs",
+            );
+            assert_eq!(got, expected, "{fixture_name} in {mode_name} mode");
+        }
+    }
+    // A failure still names the extern and its reason (KSYMRELO_REASON_AMBIGUOUS).
+    let out = command(&[], &program, &[&fixture("err_ambiguous.bpf.o")], true)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("resolution is ambiguous") && err.contains("(extern init_once, reason 2)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_handle_serves_many_c_threads() {
+    if !ksymrelo_tests::kernel_usable("one_handle_serves_many_c_threads")
+        || !ksymrelo_tests::live_kernel_files("one_handle_serves_many_c_threads")
+    {
+        return;
+    }
+    let pcdir = build_library();
+    let program = compile(&pcdir, "threads_test.c", &["-pthread"]);
+    let objects: Vec<PathBuf> = [
+        "mixed.bpf.o",
+        "kfuncs.bpf.o",
+        "typeless.bpf.o",
+        "typed.bpf.o",
+        "many_100.bpf.o",
+    ]
+    .iter()
+    .map(|f| fixture(f))
+    .collect();
+    let objects: Vec<&Path> = objects.iter().map(PathBuf::as_path).collect();
+    let text = run_ok(
+        command(&[], &program, &[], true)
+            .args(["8", "100"])
+            .args(&objects)
+            .to_owned_cmd(),
+        "threads_test",
+    );
+    assert!(text.contains("threads ok: 8 threads x 100 relocations"), "{text}");
+}
+
+/// `Command` builders hand out `&mut Command`; the runner takes it whole.
+trait ToOwnedCmd {
+    fn to_owned_cmd(&mut self) -> Command;
+}
+
+impl ToOwnedCmd for Command {
+    fn to_owned_cmd(&mut self) -> Command {
+        std::mem::replace(self, Command::new("true"))
+    }
 }
