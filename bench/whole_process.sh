@@ -39,8 +39,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build -q -j1 --release -p ksymrelo-std
+cargo build -q -j1 --release -p ksymrelo-std -p ksymrelo-ffi
 dynamic=./target/release/ksymrelo
+# A C loader linking libksymrelo (statically: no library path to set up).
+gcc -O2 -o "$work/c_relocate" bench/c_relocate.c -Iffi/include target/release/libksymrelo.a \
+    -lgcc_s -lpthread -ldl -lm
 if [ "${STATIC:-0}" = 1 ]; then
     RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build -q -j1 --release -p ksymrelo-std --target x86_64-unknown-linux-gnu --target-dir target/static
@@ -75,6 +78,7 @@ print(len(json.load(sys.stdin)["externs"]))')
         -n "ksymrelo --mode auto" "$dynamic resolve --json --mode auto $obj"
         -n "ksymrelo --mode kernel" "$dynamic resolve --json --mode kernel $obj"
         -n "ksymrelo --mode user" "$dynamic resolve --json --mode user $obj"
+        -n "C loader (libksymrelo, default mode)" "$work/c_relocate $obj"
     )
     if [ -n "${static:-}" ]; then
         cmds+=(
@@ -85,13 +89,15 @@ print(len(json.load(sys.stdin)["externs"]))')
     hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
         --export-json "$work/$name.json" "${cmds[@]}" >"$work/$name.log"
     echo "$name $externs" >>"$work/objects"
+    # A warm handle relocating again, against its first call.
+    echo "$name: C loader, $("$work/c_relocate" "$obj" 200)"
 done
 
 python3 - "$work" <<'EOF'
 import json, os, sys
 work = sys.argv[1]
 print()
-print(f"{'object':12} {'externs':>7}  {'command':32} {'median':>10} {'vs 1.1':>8} {'vs 1.7':>8}")
+print(f"{'object':12} {'externs':>7}  {'command':38} {'median':>10} {'vs 1.1':>8} {'vs 1.7':>8}")
 for line in open(os.path.join(work, "objects")):
     name, externs = line.split()
     results = json.load(open(os.path.join(work, name + ".json")))["results"]
@@ -99,5 +105,5 @@ for line in open(os.path.join(work, "objects")):
     v11, v17 = median["libbpf 1.1"], median["libbpf 1.7"]
     for r in results:
         m = r["median"]
-        print(f"{name:12} {externs:>7}  {r['command']:32} {m * 1e3:7.2f} ms {v11 / m:7.1f}x {v17 / m:7.1f}x")
+        print(f"{name:12} {externs:>7}  {r['command']:38} {m * 1e3:7.2f} ms {v11 / m:7.1f}x {v17 / m:7.1f}x")
 EOF

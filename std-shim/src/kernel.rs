@@ -167,7 +167,10 @@ const VMLINUX_INDEX_SLOTS: usize = 8192;
 pub struct Kernel {
     btf: BtfSource,
     kallsyms: KallsymsSource,
+    /// Where the kallsyms record is loaded from, and whether it is also
+    /// written there.
     record_path: Option<PathBuf>,
+    record_write: bool,
     vmlinux: OnceLock<Vmlinux>,
     vmlinux_parse: Mutex<()>,
     vmlinux_lookups: Mutex<LookupCache>,
@@ -200,21 +203,28 @@ impl Kernel {
     }
 
     /// Keeps the per-boot kallsyms record (see [`crate::kallsyms_record`])
-    /// in the file `path` too, so that other processes skip building it:
-    /// loaded from there when it is trusted and current, written there after
-    /// it is built. Without this, a `Kernel` builds the record in memory on
-    /// first need (one read of `/proc/kallsyms`) and writes no file. The
-    /// `ksymrelo` command uses [`crate::kallsyms_record::DEFAULT_PATH`].
+    /// in the file `path`, so that other processes skip building it: loaded
+    /// from there when it is trusted and current, written there after it is
+    /// built. Without this, a live `Kernel` only *reads* the record at
+    /// [`crate::kallsyms_record::DEFAULT_PATH`] (where the `ksymrelo`
+    /// command keeps it); if there is none, it builds one in memory on first
+    /// need (one read of `/proc/kallsyms`) and writes no file.
     pub fn with_kallsyms_record(mut self, path: impl Into<PathBuf>) -> Kernel {
         self.record_path = Some(path.into());
+        self.record_write = true;
         self
     }
 
     fn new(btf: BtfSource, kallsyms: KallsymsSource) -> Kernel {
+        let live = matches!(kallsyms, KallsymsSource::Live);
         Kernel {
             btf,
             kallsyms,
-            record_path: None,
+            // Read (never written) by default: a record the command or
+            // another opted-in caller left this boot saves the first read of
+            // /proc/kallsyms.
+            record_path: live.then(|| PathBuf::from(kallsyms_record::DEFAULT_PATH)),
+            record_write: false,
             vmlinux: OnceLock::new(),
             vmlinux_parse: Mutex::new(()),
             vmlinux_lookups: Mutex::new(HashMap::new()),
@@ -412,7 +422,7 @@ impl Kernel {
         let Some(r) = KallsymsRecord::build(&text, boot, facts.signature) else {
             return Ok(None);
         };
-        if let Some(path) = &self.record_path {
+        if let Some(path) = self.record_path.as_ref().filter(|_| self.record_write) {
             // Best effort: without the right to write there, the record
             // lives in this process only.
             let _ = r.save(path);

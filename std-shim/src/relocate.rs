@@ -186,31 +186,34 @@ pub(crate) fn resolve_externs(
         }
         Mode::Auto => {
             // The kernel's lookups (or the kallsyms record) answer the
-            // typeless externs while this thread walks the BTF.
-            let (typeless, btf) = std::thread::scope(|scope| {
-                let typeless = needs
-                    .kallsyms
-                    .then(|| scope.spawn(|| kallsyms_through_kernel(externs, kernel)));
+            // typeless externs while this thread walks the BTF — on a
+            // thread of their own only if they have work to do.
+            let overlap = needs.kallsyms && needs.btf && !kallsyms_known(externs, kernel);
+            let (typeless, btf) = if overlap {
+                std::thread::scope(|scope| {
+                    let typeless = scope.spawn(|| kallsyms_through_kernel(externs, kernel));
+                    let mut btf_out = out.clone();
+                    let btf = btf_in_user_space(externs, local, kernel, &mut btf_out).map(|m| (m, btf_out));
+                    let typeless = typeless.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    (Some(typeless), Some(btf))
+                })
+            } else {
+                let typeless = needs.kallsyms.then(|| kallsyms_through_kernel(externs, kernel));
                 let mut btf_out = out.clone();
                 let btf = needs
                     .btf
                     .then(|| btf_in_user_space(externs, local, kernel, &mut btf_out).map(|m| (m, btf_out)));
-                let typeless = typeless.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
                 (typeless, btf)
-            });
+            };
             // libbpf reads kallsyms before BTF: its errors come first.
-            if let Some(matches) = typeless {
-                let matches = matches?;
-                if let Some(btf) = btf {
-                    let (modules, btf_out) = btf?;
-                    resolved.modules = modules;
-                    out = btf_out;
-                }
-                apply_typeless(externs, &matches, &mut out, &mut resolved)?;
-            } else if let Some(btf) = btf {
+            let matches = typeless.transpose()?;
+            if let Some(btf) = btf {
                 let (modules, btf_out) = btf?;
                 resolved.modules = modules;
                 out = btf_out;
+            }
+            if let Some(matches) = matches {
+                apply_typeless(externs, &matches, &mut out, &mut resolved)?;
             }
         }
         Mode::Kernel => resolved.modules = all_through_kernel(externs, kernel, &mut out, &mut resolved)?,
@@ -241,6 +244,16 @@ fn kallsyms_wanted<'a>(externs: &[Extern<'a>]) -> (Vec<&'a [u8]>, usize) {
             .map(|e| e.name.as_bytes()),
     );
     (names, typeless)
+}
+
+/// Whether this kernel already knows libbpf's answer for every typeless
+/// extern (so asking costs nothing).
+fn kallsyms_known(externs: &[Extern<'_>], kernel: &Kernel) -> bool {
+    let facts = kernel.kallsyms_facts();
+    externs
+        .iter()
+        .filter(|e| e.kind == ExternKind::Typeless)
+        .all(|e| facts.answers.contains_key(e.name.as_bytes()))
 }
 
 /// Typeless answers in the order of [`resolve::kallsyms_names`].
