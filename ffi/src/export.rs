@@ -63,7 +63,7 @@ pub const KSYMRELO_EXTERN_WEAK: u32 = 1;
 pub const KSYMRELO_EXTERN_RESOLVED: u32 = 2;
 /// `ksymrelo_extern.flags`: an unresolved weak kfunc whose calls are
 /// poisoned (`call 2002000000 + index`: the verifier refuses them only if
-/// reachable).
+/// reachable). Not set when it is only tested (`bpf_ksym_exists`).
 pub const KSYMRELO_EXTERN_POISONED: u32 = 4;
 
 /// `reason` values: no failure.
@@ -727,7 +727,7 @@ pub unsafe extern "C" fn ksymrelo_result_extern(
         }
         if resolved {
             flags |= KSYMRELO_EXTERN_RESOLVED;
-        } else if rep.weak && rep.kind == ExternKind::Kfunc && r.status == 0 {
+        } else if rep.poisoned && r.status == 0 {
             flags |= KSYMRELO_EXTERN_POISONED;
         }
         let info = ksymrelo_extern {

@@ -18,6 +18,14 @@ pub enum Error {
     },
     /// A request that cannot be served, e.g. typeless externs but no kallsyms.
     Usage(String),
+    /// kallsyms shows this process only zero addresses; `cause` says which
+    /// setting or capability hides them.
+    AddressesHidden {
+        /// The extern that needed an address.
+        name: String,
+        /// What hides them, and what to change.
+        cause: String,
+    },
     /// The in-kernel resolver's lookup of a strong extern failed.
     InKernel {
         /// The extern.
@@ -86,6 +94,7 @@ impl Error {
                 _ => Reason::BadObject,
             },
             Error::Io { .. } => Reason::KernelFacts,
+            Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::Usage(_) => Reason::Usage,
             Error::InKernel { .. } => Reason::NotFound,
         }
@@ -95,7 +104,7 @@ impl Error {
     pub fn extern_name(&self) -> Option<String> {
         match self {
             Error::Core(e) => e.extern_name().map(|n| n.to_string()),
-            Error::InKernel { name, .. } => Some(name.clone()),
+            Error::InKernel { name, .. } | Error::AddressesHidden { name, .. } => Some(name.clone()),
             _ => None,
         }
     }
@@ -122,6 +131,7 @@ impl Error {
             Error::Core(e) => e.errno(),
             Error::Io { source, .. } => -crate::sys::errno(source).unwrap_or(libc::EIO),
             Error::Usage(_) => -libc::EINVAL,
+            Error::AddressesHidden { .. } => -libc::EACCES,
             Error::InKernel { .. } => -libc::ESRCH,
         }
     }
@@ -133,6 +143,9 @@ impl fmt::Display for Error {
             Error::Core(e) => e.fmt(f),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Usage(msg) => f.write_str(msg),
+            Error::AddressesHidden { name, cause } => {
+                write!(f, "extern (ksym) '{name}': kallsyms shows only zero addresses: {cause}")
+            }
             Error::InKernel { name, errno } => write!(
                 f,
                 "extern '{name}' (strong): not resolved: the kernel's lookup failed: {}",
@@ -147,7 +160,7 @@ impl std::error::Error for Error {
         match self {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
-            Error::Usage(_) | Error::InKernel { .. } => None,
+            Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,
         }
     }
 }
@@ -155,6 +168,61 @@ impl std::error::Error for Error {
 impl From<ksymrelo_core::Error> for Error {
     fn from(e: ksymrelo_core::Error) -> Self {
         Error::Core(e)
+    }
+}
+
+impl Error {
+    /// A core "addresses are all zero" error told with its cause: this
+    /// system's settings for the live kallsyms, how it was saved for a file.
+    pub(crate) fn with_hidden_cause(self, live: bool) -> Error {
+        match self {
+            Error::Core(ksymrelo_core::Error::KallsymsRestricted { name }) => Error::AddressesHidden {
+                name: name.to_string(),
+                cause: if live {
+                    hidden_addresses_cause()
+                } else {
+                    "the saved kallsyms file lists only zero addresses: save /proc/kallsyms as root \
+                     (or with CAP_SYSLOG)"
+                        .into()
+                },
+            },
+            e => e,
+        }
+    }
+}
+
+/// Which setting or missing capability hides kallsyms addresses from this
+/// process, read from the system (`kallsyms_show_value`'s rules).
+pub fn hidden_addresses_cause() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
+    let cap_syslog = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("CapEff:")
+                    .map(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+        })
+        .flatten()
+        .is_some_and(|caps| caps & (1 << 34) != 0);
+    match read("/proc/sys/kernel/kptr_restrict") {
+        Some(2) => "kernel.kptr_restrict is 2, which hides them from everyone: set it to 1 \
+                    (sysctl kernel.kptr_restrict=1) and run with CAP_SYSLOG"
+            .into(),
+        Some(1) if !cap_syslog => "kernel.kptr_restrict is 1 and this process lacks CAP_SYSLOG: \
+                                   run as root or grant CAP_SYSLOG"
+            .into(),
+        Some(0) if !cap_syslog => format!(
+            "kernel.kptr_restrict is 0, so kernel.perf_event_paranoid ({}) above 1 hides them: \
+             lower it to 1 (sysctl kernel.perf_event_paranoid=1) or grant CAP_SYSLOG",
+            read("/proc/sys/kernel/perf_event_paranoid").map_or("unknown".into(), |v| v.to_string())
+        ),
+        Some(v) => format!("kernel.kptr_restrict is {v} and this process has CAP_SYSLOG: the file was saved that way"),
+        None => "kernel.kptr_restrict cannot be read (a saved kallsyms file with hidden addresses?)".into(),
     }
 }
 

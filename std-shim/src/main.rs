@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ksymrelo_std::{relocate_with, report, Kernel, Mode};
+use ksymrelo_std::{relocate_with, report, Kernel, Mode, Reason};
 
 #[derive(Parser)]
 #[command(
     name = "ksymrelo",
     version,
-    about = "Resolve and patch the __ksym externs of eBPF objects, as libbpf does"
+    about = "Resolve and patch the __ksym externs of eBPF objects, as libbpf does",
+    after_help = "Exit status: 0 resolved; 1 the object does not resolve on this kernel (a strong extern \
+                  missing, ambiguous or of another type); 2 usage; 3 bad input (the object is malformed, \
+                  or unreadable); 4 kernel facts cannot be read (BTF, kallsyms hidden, bpf(2) refused)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,6 +59,23 @@ enum Command {
     },
 }
 
+/// Writes to stdout; a reader that went away (`| head`) is no error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// The exit status for a failure (see `--help`).
+fn exit_code(reason: Reason) -> u8 {
+    match reason {
+        Reason::None => 0,
+        Reason::NotFound | Reason::Ambiguous | Reason::Incompatible => 1,
+        Reason::Usage => 2,
+        Reason::BadObject | Reason::Capacity => 3,
+        Reason::KernelFacts | Reason::AddressesHidden => 4,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -72,7 +92,7 @@ fn main() -> ExitCode {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("ksymrelo: reading {}: {e}", object.display());
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(3);
                 }
             };
             let offline = btf.is_some() || kallsyms.is_some();
@@ -95,15 +115,19 @@ fn main() -> ExitCode {
             match relocate_with(&data, &kernel, mode) {
                 Ok(r) => {
                     if json {
-                        println!("{}", report::to_json(&r));
+                        emit(&format!("{}\n", report::to_json(&r)));
                     } else {
-                        print!("{}", report::to_table(&r));
+                        emit(&report::to_table(&r));
                     }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
+                    if json {
+                        let externs = ksymrelo_std::list_externs(&data).unwrap_or_default();
+                        emit(&format!("{}\n", report::error_json(&e, &externs)));
+                    }
                     eprintln!("ksymrelo: {}: {e}", object.display());
-                    ExitCode::FAILURE
+                    ExitCode::from(exit_code(e.reason()))
                 }
             }
         }

@@ -51,6 +51,9 @@ pub struct ExternReport {
     pub module: Option<String>,
     /// Number of instructions that refer to it.
     pub sites: usize,
+    /// An unresolved weak kfunc whose calls are poisoned (`call 2002000000
+    /// + index`: refused by the verifier only if reachable).
+    pub poisoned: bool,
 }
 
 /// One executable section after relocation.
@@ -108,9 +111,11 @@ pub(crate) struct Resolved {
 impl Resolved {
     fn reports(&self, externs: &[Extern<'_>], sites: &[Site]) -> Vec<ExternReport> {
         let mut counts = vec![0usize; externs.len()];
+        let mut called = vec![false; externs.len()];
         for s in sites {
             if let Some(c) = counts.get_mut(s.extern_idx as usize) {
                 *c += 1;
+                called[s.extern_idx as usize] |= s.kind == SiteKind::Call;
             }
         }
         externs
@@ -118,7 +123,8 @@ impl Resolved {
             .zip(&self.resolutions)
             .zip(&self.kallsyms_modules)
             .zip(counts)
-            .map(|(((e, r), kallsyms_module), sites)| ExternReport {
+            .zip(called)
+            .map(|((((e, r), kallsyms_module), sites), called)| ExternReport {
                 name: e.name.to_owned(),
                 kind: e.kind,
                 weak: e.weak,
@@ -128,6 +134,7 @@ impl Resolved {
                     _ => kallsyms_module.clone(),
                 },
                 sites,
+                poisoned: called && e.kind == ExternKind::Kfunc && !r.is_resolved() && !self.resolutions.is_empty(),
             })
             .collect()
     }
@@ -289,7 +296,9 @@ fn kallsyms_scanned(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Optio
         .collect();
     if !unknown.is_empty() {
         let mut found = vec![None; unknown.len()];
-        kernel.scan_kallsyms(&unknown, &mut found)?;
+        kernel
+            .scan_kallsyms(&unknown, &mut found)
+            .map_err(|e| e.with_hidden_cause(kernel.kallsyms_is_live()))?;
         for (name, m) in unknown.iter().zip(found) {
             facts.answers.insert(name.to_vec(), m);
         }

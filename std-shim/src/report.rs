@@ -51,6 +51,28 @@ fn extern_json(e: &ExternReport) -> Value {
         "addr": addr,
         "module": e.module,
         "sites": e.sites,
+        "poisoned": e.poisoned,
+    })
+}
+
+/// The JSON document of a failed `ksymrelo resolve --json`: `{"error":
+/// {"extern", "kind", "reason", "message", "candidates"}, "externs": [...]}`
+/// — the object's externs as far as it could be read, none resolved.
+pub fn error_json(err: &crate::Error, externs: &[ExternReport]) -> Value {
+    let name = err.extern_name();
+    let kind = name
+        .as_deref()
+        .and_then(|n| externs.iter().find(|e| e.name == n))
+        .map(|e| e.kind.as_str());
+    json!({
+        "error": {
+            "extern": name,
+            "kind": kind,
+            "reason": err.reason().as_str(),
+            "message": err.to_string(),
+            "candidates": Vec::<String>::new(),
+        },
+        "externs": externs.iter().map(extern_json).collect::<Vec<_>>(),
     })
 }
 
@@ -82,7 +104,13 @@ pub fn to_table(r: &Relocation) -> String {
                     Some(m) => format!("address {addr:#x} [{m}]"),
                     None => format!("address {addr:#x}"),
                 },
+                Outcome::Unresolved(Unresolved::NotFound) if e.poisoned => {
+                    "not found: calls poisoned (weak)".to_owned()
+                }
                 Outcome::Unresolved(Unresolved::NotFound) => "not found: 0 (weak)".to_owned(),
+                Outcome::Unresolved(Unresolved::Incompatible) if e.poisoned => {
+                    "incompatible prototype: calls poisoned (weak)".to_owned()
+                }
                 Outcome::Unresolved(Unresolved::Incompatible) => "incompatible prototype: 0 (weak)".to_owned(),
                 Outcome::Unresolved(Unresolved::Kconfig) => "kconfig: left to the loader".to_owned(),
             };
@@ -94,6 +122,9 @@ pub fn to_table(r: &Relocation) -> String {
             ]
         })
         .collect();
+    if rows.is_empty() {
+        return "no ksym externs: nothing to resolve\n".to_owned();
+    }
     let header = ["EXTERN", "KIND", "BINDING", "OUTCOME"];
     let mut widths = header.map(str::len);
     for row in &rows {

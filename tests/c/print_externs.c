@@ -29,8 +29,9 @@ static void outcome(const struct ksymrelo_extern *e, char *out, size_t len)
 	if (e->kind == KSYMRELO_KIND_KCONFIG) {
 		n = snprintf(out, len, "kconfig: left to the loader");
 	} else if (!(e->flags & KSYMRELO_EXTERN_RESOLVED)) {
-		n = snprintf(out, len, "%s: 0 (weak)",
-			     e->reason == KSYMRELO_REASON_INCOMPATIBLE ? "incompatible prototype" : "not found");
+		n = snprintf(out, len, "%s: %s (weak)",
+			     e->reason == KSYMRELO_REASON_INCOMPATIBLE ? "incompatible prototype" : "not found",
+			     e->flags & KSYMRELO_EXTERN_POISONED ? "calls poisoned" : "0");
 	} else if (e->kind == KSYMRELO_KIND_TYPELESS) {
 		n = e->module ? snprintf(out, len, "address %#llx [%s]", (unsigned long long)e->addr, e->module)
 			      : snprintf(out, len, "address %#llx", (unsigned long long)e->addr);
