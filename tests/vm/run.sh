@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# Runs ksymrelo's kernel tests on real Debian kernels, with modules loaded,
+# inside QEMU (TCG: /dev/kvm here is nested and far slower than emulation).
+#
+#   bash tests/vm/run.sh                       # every kernel below
+#   bash tests/vm/run.sh 6.1                   # one kernel (its short name)
+#   bash tests/vm/run.sh 6.12 -- typeless      # libtest name filters after --
+#
+# Nothing needs root: packages are fetched with `apt-get download`, unpacked
+# with `dpkg-deb -x`, and the initramfs is a cpio archive of a staging
+# directory (the guest mounts devtmpfs instead of us creating device nodes).
+# Everything is cached under target/vm-cache/ and reused by later runs.
+# Exits non-zero on any test failure, kernel panic, timeout or missing end
+# line; without qemu it skips (exit 0) unless KSYMRELO_REQUIRE_KERNEL=1.
+set -euo pipefail
+
+# Kernels to test: a short name, then an extended regex that the Debian
+# package name must match. The newest version apt knows is used. To add a
+# kernel, add a line (and check its modules are in MODULES' reach).
+KERNELS=(
+    '6.1  ^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$'
+    '6.12 ^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$'
+)
+
+# Modules loaded in the guest, so that module BTF (/sys/kernel/btf/nf_*) and
+# module symbols in kallsyms exist as on a real machine. Their dependencies
+# are added from modules.dep. crc32c_generic is listed by hand: libcrc32c
+# only asks for "crc32c" through the crypto API at run time, which
+# modules.dep does not record, and nf_conntrack then fails to load.
+MODULES=(crc32c_generic libcrc32c x_tables nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_nat)
+
+# Test binaries to run in the guest: cargo package and integration test.
+TESTS=(
+    'ksymrelo-tests e2e'
+    'ksymrelo-tests modules'
+    'ksymrelo-std fd_leaks'
+    'ksymrelo-std cli'
+)
+
+TIMEOUT=${KSYMRELO_VM_TIMEOUT:-150} # seconds per kernel, boot to power-off
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cache=$repo/target/vm-cache
+here=$repo/tests/vm
+target=x86_64-unknown-linux-gnu
+
+say() { printf 'vm: %s\n' "$*" >&2; }
+die() {
+    say "ERROR: $*"
+    exit 1
+}
+
+# --- arguments: kernel short names, then `--` and libtest arguments ----------
+selected=()
+test_args=()
+while (($#)); do
+    case $1 in
+    --)
+        shift
+        test_args=("$@")
+        break
+        ;;
+    -h | --help)
+        sed -n '2,14p' "$0"
+        exit 0
+        ;;
+    *)
+        selected+=("$1")
+        shift
+        ;;
+    esac
+done
+if ((${#selected[@]} == 0)); then
+    for k in "${KERNELS[@]}"; do selected+=("${k%% *}"); done
+fi
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    if [ "${KSYMRELO_REQUIRE_KERNEL:-}" = 1 ]; then
+        die "qemu-system-x86_64 not found but KSYMRELO_REQUIRE_KERNEL=1 (install qemu-system-x86)"
+    fi
+    echo "=================================================================="
+    echo "SKIP vm suite: qemu-system-x86_64 not found"
+    echo "=================================================================="
+    exit 0
+fi
+for tool in apt-get apt-cache dpkg-deb cpio depmod modprobe jq xz strip; do
+    command -v "$tool" >/dev/null || die "$tool not found (bash .ci/setup installs it)"
+done
+mkdir -p "$cache/debs"
+t_start=$SECONDS
+
+# --- packages -----------------------------------------------------------------
+
+# Prints the newest package name matching regex $1 that apt can download;
+# falls back to the newest one already in the cache (offline runs).
+newest_package() {
+    local re=$1 prefix name
+    # apt-cache pkgnames wants a literal prefix: the regex up to its first
+    # backslash or bracket, e.g. "linux-image-6".
+    prefix=${re#^}
+    prefix=${prefix%%[\\\[]*}
+    # Names apt merely heard of (e.g. from Provides) have no version in
+    # madison's answer: only those with one are downloadable.
+    name=$(apt-cache pkgnames "$prefix" 2>/dev/null | grep -E "$re" |
+        xargs -r apt-cache madison 2>/dev/null | awk '{ print $1 }' |
+        sort -uV | tail -n1) || true
+    if [ -z "$name" ]; then
+        name=$(find "$cache/debs" -name '*.deb' -printf '%f\n' | sed 's/_.*//' |
+            grep -E "$re" | sort -V | tail -n1) || true
+    fi
+    [ -n "$name" ] || die "no package matches $re (apt-get update?)"
+    echo "$name"
+}
+
+# Downloads package $1 into the cache (once per version) and prints the
+# directory it is unpacked in.
+fetch_package() {
+    local name=$1 deb version dir
+    version=$(apt-cache policy "$name" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    if [ -n "$version" ] && [ "$version" != "(none)" ]; then
+        # apt escapes ':' (epochs) as %3a in file names.
+        deb=$(find "$cache/debs" -name "${name}_${version/:/%3a}_*.deb" | head -n1)
+        if [ -z "$deb" ]; then
+            say "downloading $name $version"
+            (cd "$cache/debs" && apt-get download -q "$name=$version" >&2)
+            deb=$(find "$cache/debs" -name "${name}_${version/:/%3a}_*.deb" | head -n1)
+        fi
+    else
+        deb=$(find "$cache/debs" -name "${name}_*.deb" | sort -V | tail -n1)
+    fi
+    [ -n "$deb" ] || die "cannot download $name"
+    dir=$cache/x/$(basename "$deb" .deb)
+    if [ ! -e "$dir/.done" ]; then
+        say "unpacking $(basename "$deb")"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        dpkg-deb -x "$deb" "$dir"
+        touch "$dir/.done"
+    fi
+    echo "$dir"
+}
+
+# --- test binaries (static, so that they run under busybox) -------------------
+# A separate target dir: crt-static in RUSTFLAGS would otherwise rebuild the
+# normal target/ from scratch on every switch.
+build_tests() {
+    local args=() pt json
+    for pt in "${TESTS[@]}"; do args+=(-p "${pt% *}" --test "${pt#* }"); done
+    say "building static test binaries"
+    json=$(RUSTFLAGS="-C target-feature=+crt-static" cargo test -j1 --no-run \
+        --target "$target" --target-dir "$repo/target/vm-build" \
+        --message-format=json "${args[@]}") || die "cargo build failed"
+    bins=()
+    for pt in "${TESTS[@]}"; do
+        local exe
+        exe=$(jq -r --arg pkg "${pt% *}" --arg t "${pt#* }" \
+            'select(.reason == "compiler-artifact" and .profile.test
+                    and .target.name == $t and (.package_id | contains($pkg)))
+             | .executable // empty' <<<"$json" | tail -n1)
+        [ -n "$exe" ] || die "no executable for ${pt} in cargo's output"
+        bins+=("${pt#* }=$exe")
+    done
+    # The CLI tests run the `ksymrelo` binary at the absolute path compiled
+    # into them (CARGO_BIN_EXE_ksymrelo): it goes to the same path in the guest.
+    cli_exe=$(jq -r 'select(.reason == "compiler-artifact" and (.profile.test | not)
+                            and .target.name == "ksymrelo" and (.target.kind | index("bin")))
+                     | .executable // empty' <<<"$json" | tail -n1)
+    [ -n "$cli_exe" ] || die "no ksymrelo binary in cargo's output"
+}
+
+# --- initramfs ----------------------------------------------------------------
+
+# The part every kernel shares: busybox, init, test binaries, fixtures.
+stage_common() {
+    local stage=$1 bb=$2 b name exe lib
+    rm -rf "$stage"
+    mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,root,vm/bin}
+    cp "$bb/bin/busybox" "$stage/bin/"
+    for name in $("$bb/bin/busybox" --list); do
+        [ -e "$stage/bin/$name" ] || ln -s busybox "$stage/bin/$name"
+    done
+    # busybox's setpriv lacks --bounding-set, which the CLI tests use to drop
+    # capabilities: take util-linux's and the shared libraries it needs.
+    if [ -x /usr/bin/setpriv ]; then
+        rm -f "$stage/bin/setpriv"
+        cp /usr/bin/setpriv "$stage/bin/setpriv"
+        for lib in $(ldd /usr/bin/setpriv | grep -o '/[^ ]*'); do
+            mkdir -p "$stage$(dirname "$lib")"
+            cp -L "$lib" "$stage$lib"
+        done
+    fi
+    cp "$here/init" "$stage/init"
+    chmod 755 "$stage/init"
+    for b in "${bins[@]}"; do
+        name=${b%%=*}
+        exe=${b#*=}
+        # Stripped: debug info would triple the archive the kernel unpacks.
+        strip -o "$stage/vm/bin/$name" "$exe"
+    done
+    mkdir -p "$stage$(dirname "$cli_exe")"
+    strip -o "$stage$cli_exe" "$cli_exe"
+    # Fixtures at the absolute path compiled into the tests
+    # (CARGO_MANIFEST_DIR of ksymrelo-tests; ksymrelo-std reaches them
+    # through ../tests/fixtures, so its directory must exist too).
+    mkdir -p "$stage$repo/tests/fixtures" "$stage$repo/std-shim"
+    cp "$repo"/tests/fixtures/*.bpf.o "$stage$repo/tests/fixtures/"
+}
+
+# The kernel's part: its modules (decompressed, busybox insmod reads plain
+# ELF only) with a depmod index, and their load order.
+stage_modules() {
+    local stage=$1 kdir=$2 release=$3 m ko src dst
+    local mods=$kdir/lib/modules/$release
+    local out=$stage/lib/modules/$release
+    mkdir -p "$out"
+    # The package ships no modules.dep (its postinst makes one): make it
+    # once in the unpacked tree, where it gives each module's dependencies.
+    [ -s "$mods/modules.dep" ] || depmod -b "$kdir" "$release"
+    for m in "${MODULES[@]}"; do
+        ko=$(grep -E "(^|/)${m//_/[_-]}\.ko(\.xz|\.zst)?:" "$mods/modules.dep" | head -n1) ||
+            die "$m: not in $release's modules.dep"
+        for src in ${ko/:/}; do
+            dst=$out/${src%.xz}
+            dst=${dst%.zst}
+            [ -e "$dst" ] && continue
+            mkdir -p "$(dirname "$dst")"
+            case $src in
+            *.xz) xz -dc "$mods/$src" >"$dst" ;;
+            *.zst) zstd -qdc "$mods/$src" >"$dst" ;;
+            *) cp "$mods/$src" "$dst" ;;
+            esac
+        done
+    done
+    cp "$mods"/modules.{order,builtin}* "$out/" 2>/dev/null || true
+    depmod -b "$stage" "$release"
+    # Load order: each module after its dependencies, as modprobe would.
+    : >"$stage/vm/modules.order"
+    for m in "${MODULES[@]}"; do
+        modprobe -d "$stage" -S "$release" --show-depends "$m" |
+            awk '$1 == "insmod" { print $2 }' | sed "s|^$stage/||" |
+            while read -r ko; do
+                grep -qxF "$ko" "$stage/vm/modules.order" || echo "$ko" >>"$stage/vm/modules.order"
+            done
+    done
+}
+
+# --- one kernel ---------------------------------------------------------------
+
+run_kernel() {
+    local key=$1 re=$2 pkg kdir release stage initrd log token t0 rc status
+    t0=$SECONDS
+    pkg=$(newest_package "$re")
+    kdir=$(fetch_package "$pkg")
+    release=$(ls "$kdir/lib/modules")
+    say "[$key] $pkg ($release)"
+
+    stage=$cache/stage-$key
+    initrd=$cache/$key.initrd
+    log=$cache/$key.log
+    stage_common "$stage" "$busybox_dir"
+    stage_modules "$stage" "$kdir" "$release"
+
+    token=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    {
+        echo "VM_TOKEN=$token"
+        echo "VM_TESTS='${bins[*]%%=*}'"
+        printf 'VM_ARGS=%q\n' "${test_args[*]:-}"
+        echo "VM_REQUIRE=${KSYMRELO_REQUIRE_KERNEL:-0}"
+    } >"$stage/vm/conf"
+    (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc --owner=0:0 --quiet) >"$initrd"
+    say "[$key] initramfs $(du -h "$initrd" | cut -f1), booting (timeout ${TIMEOUT}s)"
+
+    rc=0
+    timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 1 \
+        -nographic -no-reboot \
+        -kernel "$kdir/boot/vmlinuz-$release" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 oops=panic quiet" \
+        </dev/null >"$log" 2>&1 || rc=$?
+    status=$(tr -d '\r' <"$log" | sed -n "s/^KSYMRELO-VM-END $token status=\([0-9]*\)$/\1/p")
+    times+=("$key: $((SECONDS - t0)) s")
+
+    local why=
+    if ((rc == 124)); then
+        why="timed out after ${TIMEOUT}s"
+    elif grep -q 'Kernel panic' "$log"; then
+        why="kernel panic"
+    elif [ -z "$status" ]; then
+        why="no end line in the log (qemu exit $rc)"
+    elif [ "$status" != 0 ]; then
+        why="tests failed in the guest (status $status)"
+    fi
+    if [ -n "$why" ]; then
+        say "[$key] FAILED: $why; log $log, its end:"
+        tail -n 60 "$log" | tr -d '\r' >&2
+        failed+=("$key")
+    else
+        grep -a '^test result:' "$log" | tr -d '\r' | sed "s/^/vm: [$key] /" >&2
+        say "[$key] passed in $((SECONDS - t0)) s; log $log"
+    fi
+}
+
+# --- main ---------------------------------------------------------------------
+build_tests
+say "build done in $((SECONDS - t_start)) s"
+busybox_dir=$(fetch_package busybox-static)
+failed=()
+times=()
+for key in "${selected[@]}"; do
+    found=
+    for k in "${KERNELS[@]}"; do
+        if [ "${k%% *}" = "$key" ]; then
+            found=1
+            run_kernel "$key" "$(echo "${k#* }" | sed 's/^ *//')"
+        fi
+    done
+    [ -n "$found" ] || die "unknown kernel '$key' (known: $(for k in "${KERNELS[@]}"; do printf '%s ' "${k%% *}"; done))"
+done
+say "times: ${times[*]}; total $((SECONDS - t_start)) s"
+if ((${#failed[@]})); then
+    say "FAILED on: ${failed[*]}"
+    exit 1
+fi
+say "all kernels passed"
