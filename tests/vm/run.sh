@@ -147,7 +147,11 @@ build_tests() {
     local args=() pt json
     for pt in "${TESTS[@]}"; do args+=(-p "${pt% *}" --test "${pt#* }"); done
     say "building static test binaries"
-    json=$(RUSTFLAGS="-C target-feature=+crt-static" cargo test -j1 --no-run \
+    # Optimized (debug assertions stay on): under TCG an unoptimized build
+    # spends minutes scanning /proc/kallsyms. No debug info: it is stripped.
+    json=$(RUSTFLAGS="-C target-feature=+crt-static" \
+        CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_DEV_DEBUG=0 \
+        cargo test -j1 --no-run \
         --target "$target" --target-dir "$repo/target/vm-build" \
         --message-format=json "${args[@]}") || die "cargo build failed"
     bins=()
@@ -266,6 +270,8 @@ run_kernel() {
         echo "VM_TESTS='${bins[*]%%=*}'"
         printf 'VM_ARGS=%q\n' "${test_args[*]:-}"
         echo "VM_REQUIRE=${KSYMRELO_REQUIRE_KERNEL:-0}"
+        echo "VM_CLI=$cli_exe"
+        echo "VM_FIXTURES=$repo/tests/fixtures"
     } >"$stage/vm/conf"
     (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
         cpio -o -H newc --owner=0:0 --quiet) >"$initrd"
