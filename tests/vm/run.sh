@@ -37,7 +37,11 @@ TESTS=(
     'ksymrelo-std cli'
 )
 
+# Per-kernel expected failures (a fixture needs what a kernel lacks).
+EXPECTED=$(dirname "$0")/expected-failures
+
 TIMEOUT=${KSYMRELO_VM_TIMEOUT:-150} # seconds per kernel, boot to power-off
+# KSYMRELO_VM_RESOLVE=1 logs `ksymrelo resolve` of every fixture in the guest.
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=$repo/target/vm-cache
@@ -248,6 +252,64 @@ stage_modules() {
     done
 }
 
+# --- expected failures --------------------------------------------------------
+
+trim() {
+    local s=$1
+    s=${s#"${s%%[![:space:]]*}"}
+    echo "${s%"${s##*[![:space:]]}"}"
+}
+
+# Prints "binary|test|text" for kernel $1's expected failures that the
+# libtest name filters given after `--` (if any) select.
+expected_failures() {
+    local key=$1 k b n text a keep
+    while IFS='|' read -r k b n text; do
+        [[ $k =~ ^[[:space:]]*(#|$) ]] && continue
+        [ "$(trim "$k")" = "$key" ] || continue
+        b=$(trim "$b")
+        n=$(trim "$n")
+        keep=1
+        for a in "${test_args[@]}"; do
+            [[ $a == -* ]] && continue
+            keep=
+            [[ $n == *"$a"* ]] && keep=1 && break
+        done
+        [ -n "$keep" ] && echo "$b|$n|$(trim "$text")"
+    done <"$EXPECTED"
+}
+
+# Checks, in serial log $2, that each expected failure of kernel $1 failed
+# with its text. Prints what is wrong; returns non-zero if anything is.
+check_expected() {
+    local key=$1 log=$2 b n text line bad=0
+    while IFS='|' read -r b n text; do
+        line=$(grep -a -m1 "^test $n \.\.\. " "$log" || true)
+        case $line in
+        *" ... FAILED")
+            if awk -v head="---- $n stdout ----" '
+                    $0 == head { on = 1; next }
+                    on && (/^---- / || /^failures:$/) { exit }
+                    on { print }' "$log" | grep -qF -- "$text"; then
+                say "[$key] expected failure: $b $n"
+            else
+                say "[$key] $b $n failed, but not as expected (without: $text)"
+                bad=1
+            fi
+            ;;
+        *" ... ok")
+            say "[$key] $b $n PASSED but is listed in $EXPECTED: remove the line"
+            bad=1
+            ;;
+        *)
+            say "[$key] $b $n (an expected failure) did not run"
+            bad=1
+            ;;
+        esac
+    done < <(expected_failures "$key")
+    return $bad
+}
+
 # --- one kernel ---------------------------------------------------------------
 
 run_kernel() {
@@ -269,7 +331,9 @@ run_kernel() {
         echo "VM_TOKEN=$token"
         echo "VM_TESTS='${bins[*]%%=*}'"
         printf 'VM_ARGS=%q\n' "${test_args[*]:-}"
+        echo "VM_XFAIL='$(expected_failures "$key" | cut -d'|' -f1,2 | tr '|\n' ': ')'"
         echo "VM_REQUIRE=${KSYMRELO_REQUIRE_KERNEL:-0}"
+        echo "VM_RESOLVE=${KSYMRELO_VM_RESOLVE:-0}"
         echo "VM_CLI=$cli_exe"
         echo "VM_FIXTURES=$repo/tests/fixtures"
     } >"$stage/vm/conf"
@@ -283,25 +347,30 @@ run_kernel() {
         -kernel "$kdir/boot/vmlinuz-$release" -initrd "$initrd" \
         -append "console=ttyS0 panic=-1 oops=panic quiet" \
         </dev/null >"$log" 2>&1 || rc=$?
-    status=$(tr -d '\r' <"$log" | sed -n "s/^KSYMRELO-VM-END $token status=\([0-9]*\)$/\1/p")
     times+=("$key: $((SECONDS - t0)) s")
 
-    local why=
+    # The serial console ends lines with CR LF.
+    tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+    status=$(sed -n "s/^KSYMRELO-VM-END $token status=\([0-9]*\)$/\1/p" "$log")
+    local why= xbad=
+    if [ -n "$status" ]; then check_expected "$key" "$log" || xbad=1; fi
     if ((rc == 124)); then
         why="timed out after ${TIMEOUT}s"
-    elif grep -q 'Kernel panic' "$log"; then
+    elif grep -aq 'Kernel panic' "$log"; then
         why="kernel panic"
     elif [ -z "$status" ]; then
         why="no end line in the log (qemu exit $rc)"
     elif [ "$status" != 0 ]; then
         why="tests failed in the guest (status $status)"
+    elif [ -n "$xbad" ]; then
+        why="expected failures did not fail as expected"
     fi
     if [ -n "$why" ]; then
         say "[$key] FAILED: $why; log $log, its end:"
-        tail -n 60 "$log" | tr -d '\r' >&2
+        tail -n 60 "$log" >&2
         failed+=("$key")
     else
-        grep -a '^test result:' "$log" | tr -d '\r' | sed "s/^/vm: [$key] /" >&2
+        grep -a -e '^test result:' -e '^vm: running' "$log" | sed "s/^vm: //; s/^/vm: [$key] /" >&2
         say "[$key] passed in $((SECONDS - t0)) s; log $log"
     fi
 }
