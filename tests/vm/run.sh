@@ -41,7 +41,9 @@ TESTS=(
 EXPECTED=$(dirname "$0")/expected-failures
 
 TIMEOUT=${KSYMRELO_VM_TIMEOUT:-150} # seconds per kernel, boot to power-off
-# KSYMRELO_VM_RESOLVE=1 logs `ksymrelo resolve` of every fixture in the guest.
+QEMU=${KSYMRELO_VM_QEMU:-qemu-system-x86_64}
+# KSYMRELO_VM_FACTS=1 logs kallsyms facts and `ksymrelo resolve` of every
+# fixture in the guest before the tests (about 30 s more per kernel).
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=$repo/target/vm-cache
@@ -78,12 +80,17 @@ if ((${#selected[@]} == 0)); then
     for k in "${KERNELS[@]}"; do selected+=("${k%% *}"); done
 fi
 
-if ! command -v qemu-system-x86_64 >/dev/null; then
+known=$(for k in "${KERNELS[@]}"; do printf '%s ' "${k%% *}"; done)
+for key in "${selected[@]}"; do
+    [[ " $known" == *" $key "* ]] || die "unknown kernel '$key' (known: $known)"
+done
+
+if ! command -v "$QEMU" >/dev/null; then
     if [ "${KSYMRELO_REQUIRE_KERNEL:-}" = 1 ]; then
-        die "qemu-system-x86_64 not found but KSYMRELO_REQUIRE_KERNEL=1 (install qemu-system-x86)"
+        die "$QEMU not found but KSYMRELO_REQUIRE_KERNEL=1 (install qemu-system-x86)"
     fi
     echo "=================================================================="
-    echo "SKIP vm suite: qemu-system-x86_64 not found"
+    echo "SKIP vm suite: $QEMU not found"
     echo "=================================================================="
     exit 0
 fi
@@ -333,7 +340,7 @@ run_kernel() {
         printf 'VM_ARGS=%q\n' "${test_args[*]:-}"
         echo "VM_XFAIL='$(expected_failures "$key" | cut -d'|' -f1,2 | tr '|\n' ': ')'"
         echo "VM_REQUIRE=${KSYMRELO_REQUIRE_KERNEL:-0}"
-        echo "VM_RESOLVE=${KSYMRELO_VM_RESOLVE:-0}"
+        echo "VM_FACTS=${KSYMRELO_VM_FACTS:-0}"
         echo "VM_CLI=$cli_exe"
         echo "VM_FIXTURES=$repo/tests/fixtures"
     } >"$stage/vm/conf"
@@ -342,7 +349,7 @@ run_kernel() {
     say "[$key] initramfs $(du -h "$initrd" | cut -f1), booting (timeout ${TIMEOUT}s)"
 
     rc=0
-    timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1G -smp 1 \
+    timeout "$TIMEOUT" "$QEMU" -accel tcg -cpu max -m 1G -smp 1 \
         -nographic -no-reboot \
         -kernel "$kdir/boot/vmlinuz-$release" -initrd "$initrd" \
         -append "console=ttyS0 panic=-1 oops=panic quiet" \
@@ -382,14 +389,9 @@ busybox_dir=$(fetch_package busybox-static)
 failed=()
 times=()
 for key in "${selected[@]}"; do
-    found=
     for k in "${KERNELS[@]}"; do
-        if [ "${k%% *}" = "$key" ]; then
-            found=1
-            run_kernel "$key" "$(echo "${k#* }" | sed 's/^ *//')"
-        fi
+        [ "${k%% *}" = "$key" ] && run_kernel "$key" "$(trim "${k#* }")"
     done
-    [ -n "$found" ] || die "unknown kernel '$key' (known: $(for k in "${KERNELS[@]}"; do printf '%s ' "${k%% *}"; done))"
 done
 say "times: ${times[*]}; total $((SECONDS - t_start)) s"
 if ((${#failed[@]})); then
