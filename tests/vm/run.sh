@@ -270,19 +270,29 @@ trim() {
 # Prints "binary|test|text" for kernel $1's expected failures that the
 # libtest name filters given after `--` (if any) select.
 expected_failures() {
-    local key=$1 k b n text a keep
+    local key=$1 k b n text a keep skip_next
     while IFS='|' read -r k b n text; do
         [[ $k =~ ^[[:space:]]*(#|$) ]] && continue
         [ "$(trim "$k")" = "$key" ] || continue
         b=$(trim "$b")
         n=$(trim "$n")
-        keep=1
+        # Selected unless name filters were given and none is part of it,
+        # or a --skip names part of it (libtest's rules, roughly).
+        keep=1 skip_next=
         for a in "${test_args[@]}"; do
-            [[ $a == -* ]] && continue
-            keep=
-            [[ $n == *"$a"* ]] && keep=1 && break
+            if [ -n "$skip_next" ]; then
+                skip_next=
+                [[ $n == *"$a"* ]] && keep=0 && break
+                continue
+            fi
+            if [[ $a == -* ]]; then
+                [ "$a" = --skip ] && skip_next=1
+                continue
+            fi
+            [ "$keep" = 1 ] && keep=0
+            [[ $n == *"$a"* ]] && keep=2
         done
-        [ -n "$keep" ] && echo "$b|$n|$(trim "$text")"
+        [ "$keep" != 0 ] && echo "$b|$n|$(trim "$text")"
     done <"$EXPECTED"
 }
 
