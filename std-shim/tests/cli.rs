@@ -92,7 +92,7 @@ fn table_lists_every_extern_with_its_outcome() {
     assert!(text.starts_with("EXTERN"), "{text}");
     assert_eq!(text.lines().count(), 1 + 9, "{text}");
     assert!(
-        text.contains("ksymrelo_missing_kfunc") && text.contains("not found: 0 (weak)"),
+        text.contains("ksymrelo_missing_kfunc") && text.contains("not found: calls poisoned (weak)"),
         "{text}"
     );
     assert!(
@@ -135,7 +135,10 @@ fn errors_exit_non_zero_and_name_the_extern() {
         // gen_loader); the others fail in every mode that checks types.
         let out = ksymrelo(&["resolve", &fixture(obj), "--json", "--mode", "user"]);
         assert!(!out.status.success(), "{obj} succeeded");
-        assert!(out.stdout.is_empty(), "{obj}: nothing on stdout");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("{\"error\""),
+            "{obj}: a JSON failure"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{obj}: {err}");
     }
@@ -208,7 +211,7 @@ fn garbage_input_is_an_error_not_a_crash() {
     std::fs::write(&path, b"\x7fELF\x02\x01\x01 definitely not an object").unwrap();
     let out = ksymrelo(&["resolve", path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "bad input");
     assert!(String::from_utf8_lossy(&out.stderr).contains("ksymrelo:"));
 }
 
@@ -287,10 +290,146 @@ fn without_cap_bpf_auto_falls_back_and_kernel_says_why() {
     assert_eq!(fallback["sections"], with_loader["sections"]);
     assert_eq!(fallback["externs"], with_loader["externs"]);
     let out = ksymrelo_without(caps, &["resolve", &object, "--mode", "kernel"]).unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "kernel facts cannot be read");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("in-kernel resolver") && err.contains("Operation not permitted"),
         "{err}"
     );
+}
+
+/// A failure with `--json` still prints one document on stdout, and the
+/// exit status says who must act.
+#[test]
+fn json_failures_are_documents_and_exit_codes_say_why() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&["resolve", &fixture("err_ambiguous.bpf.o"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = doc(&out);
+    assert_eq!(v["error"]["extern"], "init_once");
+    assert_eq!(v["error"]["kind"], "typeless");
+    assert_eq!(v["error"]["reason"], "ambiguous");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("resolution is ambiguous"));
+    assert_eq!(v["externs"][0]["name"], "init_once");
+    assert_eq!(v["externs"][0]["resolved"], false);
+
+    let out = ksymrelo(&["resolve", &fixture("err_strong_missing.bpf.o"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(doc(&out)["error"]["reason"], "not_found");
+
+    // Bad input: 3; usage: 2.
+    let garbage = std::env::temp_dir().join(format!("ksymrelo-garbage-{}", std::process::id()));
+    std::fs::write(&garbage, b"not an ELF object at all").unwrap();
+    let out = ksymrelo(&["resolve", garbage.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&garbage).unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(doc(&out)["error"]["reason"], "bad_object");
+    let out = ksymrelo(&["resolve", "/nonexistent/object.o"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = ksymrelo(&[
+        "resolve",
+        &fixture("mixed.bpf.o"),
+        "--mode",
+        "kernel",
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mode kernel asks the running kernel"));
+    let help = String::from_utf8_lossy(&ksymrelo(&["--help"]).stdout).into_owned();
+    assert!(help.contains("Exit status: 0 resolved; 1"), "{help}");
+}
+
+/// Unresolved weak kfuncs say their calls are poisoned; an object without
+/// ksyms says there is nothing to resolve.
+#[test]
+fn poisoned_calls_and_empty_objects_are_told_as_such() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&["resolve", &fixture("weak_kfuncs.bpf.o")]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("ksymrelo_missing_kfunc "))
+        .unwrap();
+    assert!(row.contains("not found: calls poisoned (weak)"), "{row}");
+    let v = json(
+        &ksymrelo(&["resolve", &fixture("weak_kfuncs.bpf.o"), "--json"]),
+        "weak_kfuncs",
+    );
+    let missing = v["externs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "ksymrelo_missing_kfunc")
+        .unwrap();
+    assert_eq!(missing["poisoned"], true);
+
+    // An object without externs, made here.
+    let empty = std::env::temp_dir().join(format!("ksymrelo-empty-{}.o", std::process::id()));
+    let status = Command::new("clang-19")
+        .args(["-target", "bpf", "-O2", "-c", "-x", "c", "-", "-o"])
+        .arg(&empty)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"int f(void *ctx) { return 0; }\n")?;
+            c.wait()
+        });
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP the empty-object half: clang-19 unavailable");
+        return;
+    }
+    let out = ksymrelo(&["resolve", empty.to_str().unwrap()]);
+    std::fs::remove_file(&empty).unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no ksym externs: nothing to resolve\n"
+    );
+}
+
+/// Without CAP_SYSLOG, kallsyms shows zeros: the error names the setting
+/// that hides them (read from this system), not just kptr_restrict.
+#[test]
+fn hidden_addresses_name_their_cause() {
+    if !live() {
+        return;
+    }
+    let Some(out) = ksymrelo_without("-syslog", &["resolve", &fixture("typeless.bpf.o"), "--json"]) else {
+        return;
+    };
+    let v = doc(&out);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(v["error"]["reason"], "addresses_hidden");
+    let msg = v["error"]["message"].as_str().unwrap();
+    let restrict = std::fs::read_to_string("/proc/sys/kernel/kptr_restrict").unwrap();
+    assert!(
+        msg.contains(&format!("kernel.kptr_restrict is {}", restrict.trim())),
+        "{msg}"
+    );
+    if restrict.trim() == "0" {
+        assert!(msg.contains("kernel.perf_event_paranoid"), "{msg}");
+    } else {
+        assert!(msg.contains("CAP_SYSLOG"), "{msg}");
+    }
+}
+
+/// The JSON document on stdout, whatever the exit status.
+fn doc(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
