@@ -26,6 +26,15 @@ pub enum Error {
         /// What hides them, and what to change.
         cause: String,
     },
+    /// A strong extern not found, with what the kernel has instead.
+    NotFound {
+        /// The error the resolution stopped with.
+        source: Box<Error>,
+        /// Why it may be missing (another kind, another module, ...).
+        hints: Vec<String>,
+        /// Close names in kernel BTF (at most 3, nearest first).
+        candidates: Vec<String>,
+    },
     /// The in-kernel resolver's lookup of a strong extern failed.
     InKernel {
         /// The extern.
@@ -95,6 +104,7 @@ impl Error {
             },
             Error::Io { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
+            Error::NotFound { .. } => Reason::NotFound,
             Error::Usage(_) => Reason::Usage,
             Error::InKernel { .. } => Reason::NotFound,
         }
@@ -105,7 +115,16 @@ impl Error {
         match self {
             Error::Core(e) => e.extern_name().map(|n| n.to_string()),
             Error::InKernel { name, .. } | Error::AddressesHidden { name, .. } => Some(name.clone()),
+            Error::NotFound { source, .. } => source.extern_name(),
             _ => None,
+        }
+    }
+
+    /// Close names the kernel has, for a strong extern not found.
+    pub fn candidates(&self) -> &[String] {
+        match self {
+            Error::NotFound { candidates, .. } => candidates,
+            _ => &[],
         }
     }
 
@@ -132,6 +151,7 @@ impl Error {
             Error::Io { source, .. } => -crate::sys::errno(source).unwrap_or(libc::EIO),
             Error::Usage(_) => -libc::EINVAL,
             Error::AddressesHidden { .. } => -libc::EACCES,
+            Error::NotFound { source, .. } => source.errno(),
             Error::InKernel { .. } => -libc::ESRCH,
         }
     }
@@ -143,6 +163,20 @@ impl fmt::Display for Error {
             Error::Core(e) => e.fmt(f),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Usage(msg) => f.write_str(msg),
+            Error::NotFound {
+                source,
+                hints,
+                candidates,
+            } => {
+                write!(f, "{source}")?;
+                for h in hints {
+                    write!(f, "; {h}")?;
+                }
+                if !candidates.is_empty() {
+                    write!(f, "; close names in kernel BTF: {}", candidates.join(", "))?;
+                }
+                Ok(())
+            }
             Error::AddressesHidden { name, cause } => {
                 write!(f, "extern (ksym) '{name}': kallsyms shows only zero addresses: {cause}")
             }
@@ -160,6 +194,7 @@ impl std::error::Error for Error {
         match self {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
+            Error::NotFound { source, .. } => Some(source.as_ref()),
             Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,
         }
     }

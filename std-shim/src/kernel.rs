@@ -8,7 +8,7 @@ use std::io::Read;
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ksymrelo_core::btf::{Btf, Kind};
@@ -175,6 +175,8 @@ pub struct Kernel {
     vmlinux_parse: Mutex<()>,
     vmlinux_lookups: Mutex<LookupCache>,
     modules: Mutex<Option<Vec<Arc<ModuleBtfData>>>>,
+    /// The last module listing was refused (no `CAP_SYS_ADMIN`).
+    modules_refused: AtomicBool,
     facts: Mutex<KallsymsFacts>,
     counters: Counters,
 }
@@ -229,6 +231,7 @@ impl Kernel {
             vmlinux_parse: Mutex::new(()),
             vmlinux_lookups: Mutex::new(HashMap::new()),
             modules: Mutex::new(None),
+            modules_refused: AtomicBool::new(false),
             facts: Mutex::new(KallsymsFacts::default()),
             counters: Counters::default(),
         }
@@ -247,6 +250,12 @@ impl Kernel {
             in_kernel_lookups: get(&c.in_kernel_lookups),
             module_listings: get(&c.module_listings),
         }
+    }
+
+    /// Whether the last listing of module BTFs was refused for want of
+    /// `CAP_SYS_ADMIN` (so no module was searched).
+    pub fn module_listing_refused(&self) -> bool {
+        self.modules_refused.load(Ordering::Relaxed)
     }
 
     /// Counts one run of the in-kernel resolver on this kernel's behalf.
@@ -346,7 +355,7 @@ impl Kernel {
         let mut cached = lock(&self.modules);
         bump(&self.counters.module_listings);
         let fresh = match (&self.btf, cached.take()) {
-            (BtfSource::Live, old) => live_modules(old.unwrap_or_default())?,
+            (BtfSource::Live, old) => live_modules(old.unwrap_or_default(), &self.modules_refused)?,
             (BtfSource::File(_), _) => Vec::new(),
             (BtfSource::Dir(_), Some(old)) => old,
             (BtfSource::Dir(d), None) => dir_modules(d)?,
@@ -480,7 +489,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The running kernel's module BTFs, reusing those of `known` that are
 /// still loaded (same BTF object id).
-fn live_modules(known: Vec<Arc<ModuleBtfData>>) -> Result<Vec<Arc<ModuleBtfData>>> {
+fn live_modules(known: Vec<Arc<ModuleBtfData>>, refused: &AtomicBool) -> Result<Vec<Arc<ModuleBtfData>>> {
+    refused.store(false, Ordering::Relaxed);
     let mut out = Vec::new();
     let mut id = 0;
     loop {
@@ -490,7 +500,10 @@ fn live_modules(known: Vec<Arc<ModuleBtfData>>) -> Result<Vec<Arc<ModuleBtfData>
             // Without the privilege to list BTF objects, libbpf searches no
             // module: neither do we (a symbol only a module has stays
             // unresolved, and names itself in the error).
-            Err(e) if listing_refused(&e) => break,
+            Err(e) if listing_refused(&e) => {
+                refused.store(true, Ordering::Relaxed);
+                break;
+            }
             Err(e) => return Err(Error::io("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
         };
         if let Some(m) = known.iter().find(|m| m.id == id) {

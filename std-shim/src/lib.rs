@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+mod explain;
 pub mod inkernel;
 pub mod kallsyms_record;
 pub mod kernel;

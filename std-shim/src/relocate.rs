@@ -159,13 +159,18 @@ impl Resolved {
 }
 
 /// Resolves `externs` (the object's BTF is `local`) against `kernel` in
-/// `mode`: the one pipeline behind every entry point.
+/// `mode`: the one pipeline behind every entry point. A strong extern not
+/// found comes with hints (see [`crate::explain`]).
 pub(crate) fn resolve_externs(
     externs: &[Extern<'_>],
     local: &Btf<'_>,
     kernel: &Kernel,
     mode: Mode,
 ) -> Result<Resolved> {
+    resolve_with_sources(externs, local, kernel, mode).map_err(|e| crate::explain::not_found(e, externs, kernel))
+}
+
+fn resolve_with_sources(externs: &[Extern<'_>], local: &Btf<'_>, kernel: &Kernel, mode: Mode) -> Result<Resolved> {
     let mut out = vec![Resolution::default(); externs.len()];
     resolve::start(externs, &mut out)?;
     let mut resolved = Resolved {

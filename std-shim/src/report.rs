@@ -70,7 +70,7 @@ pub fn error_json(err: &crate::Error, externs: &[ExternReport]) -> Value {
             "kind": kind,
             "reason": err.reason().as_str(),
             "message": err.to_string(),
-            "candidates": Vec::<String>::new(),
+            "candidates": err.candidates(),
         },
         "externs": externs.iter().map(extern_json).collect::<Vec<_>>(),
     })

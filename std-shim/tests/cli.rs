@@ -433,3 +433,27 @@ fn doc(out: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// A strong extern not found says what the kernel has instead: the name
+/// with another kind, or close names (also in the JSON's `candidates`).
+#[test]
+fn missing_externs_come_with_hints_and_close_names() {
+    if !live() {
+        return;
+    }
+    let out = ksymrelo(&["resolve", &fixture("err_kfunc_typo.bpf.o"), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = doc(&out);
+    assert_eq!(v["error"]["reason"], "not_found");
+    assert_eq!(v["error"]["extern"], "bpf_iter_num_nxt");
+    assert_eq!(v["error"]["candidates"][0], "bpf_iter_num_next");
+    for mode in ["auto", "user", "kernel"] {
+        let out = ksymrelo(&["resolve", &fixture("err_var_is_func.bpf.o"), "--mode", mode]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("extern (var ksym) 'bpf_task_release': not found in kernel BTF; kernel BTF has 'bpf_task_release' as a function (FUNC)"),
+            "{mode}: {err}"
+        );
+    }
+}

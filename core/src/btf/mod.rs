@@ -9,6 +9,7 @@
 
 mod compat;
 mod header;
+pub mod near;
 mod strings;
 mod types;
 
