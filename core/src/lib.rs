@@ -8,8 +8,8 @@
 //! The pipeline, in the order data flows through it:
 //!
 //! 1. [`insn`] — `struct bpf_insn` and zero-copy views of instruction bytes.
-//! 2. [`btf`] — the BTF reader (vmlinux, module split BTF, object `.BTF`) and
-//!    libbpf's type-compatibility rules.
+//! 2. [`btf`] — the BTF reader (vmlinux, module split BTF, object `.BTF`),
+//!    libbpf's type-compatibility rules, and types spelled as C for messages.
 //! 3. [`elf`] — a bounds-checked ELF64 little-endian reader.
 //! 4. [`object`] — an object view: the extern table and the relocation sites.
 //! 5. [`kallsyms`] — a streaming, batched matcher over `/proc/kallsyms` text.

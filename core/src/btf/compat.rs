@@ -5,9 +5,9 @@ use super::{Btf, Kind};
 use crate::error::{Error, Result};
 
 /// Steps one comparison may take along pointers, arrays and return types.
-const MAX_DEPTH: u32 = 32;
+pub(super) const MAX_DEPTH: u32 = 32;
 
-fn kinds_match(a: Kind, b: Kind) -> bool {
+pub(super) fn kinds_match(a: Kind, b: Kind) -> bool {
     let any_enum = |k| matches!(k, Kind::Enum | Kind::Enum64);
     a == b || (any_enum(a) && any_enum(b))
 }
@@ -29,6 +29,10 @@ pub fn types_are_compat(local: &Btf<'_>, local_id: u32, targ: &Btf<'_>, targ_id:
     compat(local, local_id, targ, targ_id, local_id, 0)
 }
 
+// `render::first_difference` takes the same steps in the same order to say
+// where this returns false; a change here needs the same change there (its
+// agreement tests compare the two over every pair of a sample and over
+// vmlinux kfuncs).
 fn compat(
     local: &Btf<'_>,
     mut local_id: u32,

@@ -6,15 +6,23 @@
 //! table ([`Btf::parse_indexed`]): O(1) when it has a slot per type, a short
 //! walk from the nearest kept offset when it is smaller; by a linear walk
 //! without one.
+//!
+//! [`write_c_type`] and [`write_c_decl`] spell types as C, and
+//! [`first_difference`] says where [`types_are_compat`] found two types to
+//! differ, for error messages.
 
 mod compat;
 mod header;
 pub mod near;
+mod render;
 mod strings;
 mod types;
 
 pub use compat::types_are_compat;
 pub use header::{Header, MAGIC};
+pub use render::{
+    first_difference, write_c_decl, write_c_type, write_difference, Difference, FixedText, Place, Why, MAX_RENDER_DEPTH,
+};
 pub use types::{linkage, Array, Enum64Value, EnumValue, Kind, Member, Param, RawType, Type, VarSecinfo};
 
 use crate::error::{Error, Result};

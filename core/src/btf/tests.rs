@@ -19,7 +19,7 @@ pub(crate) fn blob(types: &[u32], strings: &[u8]) -> Vec<u8> {
     out
 }
 
-fn info(kind: Kind, vlen: u32) -> u32 {
+pub(crate) fn info(kind: Kind, vlen: u32) -> u32 {
     ((kind as u32) << 24) | vlen
 }
 
