@@ -26,6 +26,14 @@ pub enum Error {
         /// What hides them, and what to change.
         cause: String,
     },
+    /// An extern whose type differs from the kernel's, told with both types
+    /// as C and where they first differ.
+    Incompatible {
+        /// The core error (ids only).
+        source: ksymrelo_core::Error,
+        /// The whole message.
+        message: String,
+    },
     /// A strong extern not found, with what the kernel has instead.
     NotFound {
         /// The error the resolution stopped with.
@@ -105,6 +113,7 @@ impl Error {
             Error::Io { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
+            Error::Incompatible { .. } => Reason::Incompatible,
             Error::Usage(_) => Reason::Usage,
             Error::InKernel { .. } => Reason::NotFound,
         }
@@ -116,6 +125,7 @@ impl Error {
             Error::Core(e) => e.extern_name().map(|n| n.to_string()),
             Error::InKernel { name, .. } | Error::AddressesHidden { name, .. } => Some(name.clone()),
             Error::NotFound { source, .. } => source.extern_name(),
+            Error::Incompatible { source, .. } => source.extern_name().map(|n| n.to_string()),
             _ => None,
         }
     }
@@ -152,6 +162,7 @@ impl Error {
             Error::Usage(_) => -libc::EINVAL,
             Error::AddressesHidden { .. } => -libc::EACCES,
             Error::NotFound { source, .. } => source.errno(),
+            Error::Incompatible { source, .. } => source.errno(),
             Error::InKernel { .. } => -libc::ESRCH,
         }
     }
@@ -177,6 +188,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Incompatible { message, .. } => f.write_str(message),
             Error::AddressesHidden { name, cause } => {
                 write!(f, "extern (ksym) '{name}': kallsyms shows only zero addresses: {cause}")
             }
@@ -195,6 +207,7 @@ impl std::error::Error for Error {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
             Error::NotFound { source, .. } => Some(source.as_ref()),
+            Error::Incompatible { source, .. } => Some(source),
             Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,
         }
     }

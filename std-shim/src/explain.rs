@@ -2,9 +2,12 @@
 //! "not found" error. Runs only on that error path, so it may read what the
 //! hot path avoids (one more pass over the BTF names, one kallsyms scan).
 
+use std::fmt::Write as _;
+
 use ksymrelo_core::btf::near::{self, Near};
-use ksymrelo_core::btf::Kind;
+use ksymrelo_core::btf::{first_difference, write_c_decl, write_c_type, write_difference, Btf, Kind};
 use ksymrelo_core::object::{Extern, ExternKind};
+use ksymrelo_core::resolve::ModuleBtf;
 
 use crate::error::{Error, Reason};
 use crate::kernel::Kernel;
@@ -132,4 +135,88 @@ fn explain(ext: &Extern<'_>, kernel: &Kernel) -> (Vec<String>, Vec<String>) {
         }
     }
     (hints, candidates)
+}
+
+/// A type mismatch told as libbpf tells it, with both types as C, where
+/// they first differ, and where the kernel type lives (vmlinux or the
+/// module's name); any other error unchanged.
+pub(crate) fn incompatible(
+    err: ksymrelo_core::Error,
+    externs: &[Extern<'_>],
+    local: &Btf<'_>,
+    vmlinux: &Btf<'_>,
+    modules: &[ModuleBtf<'_>],
+) -> Error {
+    use ksymrelo_core::Error as C;
+    let (name, local_id, kernel_id, func) = match &err {
+        C::IncompatibleVar {
+            name,
+            local_id,
+            kernel_id,
+        } => (name.to_string(), *local_id, *kernel_id, false),
+        C::IncompatibleFunc {
+            name,
+            local_id,
+            kernel_id,
+        } => (name.to_string(), *local_id, *kernel_id, true),
+        _ => return err.into(),
+    };
+    // The BTF that holds the kernel type: vmlinux, or the module whose ids
+    // contain it.
+    let in_vmlinux = vmlinux.end_id().is_ok_and(|end| kernel_id < end);
+    let (kbtf, place) = match modules
+        .iter()
+        .find(|m| !in_vmlinux && m.btf.start_id() <= kernel_id && m.btf.end_id().is_ok_and(|e| kernel_id < e))
+    {
+        Some(m) => (&m.btf, m.name),
+        None => (vmlinux, "vmlinux"),
+    };
+    let ext = externs.iter().find(|e| e.name == name);
+    let c_type = |btf: &Btf<'_>, id: u32| {
+        let mut s = String::new();
+        let _ = write_c_type(btf, id, &mut s);
+        s
+    };
+    let mut text = String::new();
+    if func {
+        let decl = |btf: &Btf<'_>, id: u32| {
+            let mut s = String::new();
+            let _ = write_c_decl(btf, id, ext.map_or(&name, |e| e.lookup_name()), &mut s);
+            s
+        };
+        let _ = write!(
+            text,
+            "extern (func ksym) '{name}': func_proto [{local_id}] incompatible with {place} [{kernel_id}]: \
+             local '{}' vs kernel '{}'",
+            decl(local, local_id),
+            decl(kbtf, kernel_id)
+        );
+    } else {
+        let _ = write!(
+            text,
+            "extern (var ksym) '{name}': incompatible types, expected [{local_id}] {}, but kernel has [{kernel_id}] {} (in {place})",
+            c_type(local, local_id),
+            c_type(kbtf, kernel_id)
+        );
+    }
+    if let Ok(Some(d)) = first_difference(local, local_id, kbtf, kernel_id) {
+        let mut diff = String::new();
+        let _ = write_difference(local, kbtf, &d, &mut diff);
+        let top = d.at == ksymrelo_core::btf::Place::Top && (d.local_inner, d.kernel_inner) == (d.local, d.kernel);
+        match diff.rfind("' (") {
+            // Both types are in the message already: only the rule.
+            Some(at) if top => {
+                text.push(' ');
+                text.push_str(&diff[at + 2..]);
+            }
+            _ => {
+                text.push_str("; ");
+                text.push_str(&diff);
+            }
+        }
+    }
+    Error::Incompatible {
+        source: err,
+        message: text,
+    }
 }

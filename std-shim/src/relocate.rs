@@ -433,7 +433,8 @@ fn btf_in_user_space(
         modules: &module_btfs,
         vmlinux_found: Some(&vm_found),
     };
-    resolve::resolve_btf(externs, local, &kernel_btf, out)?;
+    resolve::resolve_btf(externs, local, &kernel_btf, out)
+        .map_err(|e| crate::explain::incompatible(e, externs, local, &vmlinux, &module_btfs))?;
     Ok(modules)
 }
 
