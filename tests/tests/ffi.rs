@@ -285,6 +285,43 @@ fn one_handle_serves_many_c_threads() {
     assert!(text.contains("threads ok: 8 threads x 100 relocations"), "{text}");
 }
 
+#[test]
+fn c_options_and_results_behave_as_the_header_says() {
+    if !ksymrelo_tests::kernel_usable("c_options_and_results_behave_as_the_header_says")
+        || !ksymrelo_tests::live_kernel_files("c_options_and_results_behave_as_the_header_says")
+    {
+        return;
+    }
+    let pcdir = build_library();
+    let program = compile(&pcdir, "opts_test.c", &[]);
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("opts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let text = run_ok(
+        command(&[], &program, &[&fixture(""), &tmp], true).to_owned_cmd(),
+        "opts_test",
+    );
+    assert!(text.contains("all checks passed"), "{text}");
+    // And under valgrind: no leak, no invalid access.
+    if Command::new("valgrind").arg("--version").output().is_ok() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let valgrind = [
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--quiet",
+        ];
+        let text = run_ok(
+            command(&valgrind, &program, &[&fixture(""), &tmp], true).to_owned_cmd(),
+            "opts_test under valgrind",
+        );
+        assert!(text.contains("all checks passed"), "{text}");
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
 /// `Command` builders hand out `&mut Command`; the runner takes it whole.
 trait ToOwnedCmd {
     fn to_owned_cmd(&mut self) -> Command;
