@@ -288,6 +288,28 @@ unsafe fn give_result(out: *mut *mut ksymrelo_result, result: ksymrelo_result) {
     }
 }
 
+/// The outputs of a successful relocation: the module BTFs it names kept
+/// open by the handle, the fd_array, the result handle if asked for.
+///
+/// # Safety
+/// As `write_fd_array` (checked by `check_fd_array`) and `give_result`.
+unsafe fn deliver(
+    k: &ksymrelo_kernel,
+    fd_array: *mut c_int,
+    fd_array_len: *mut usize,
+    result: *mut *mut ksymrelo_result,
+    externs: &[ksymrelo_std::ExternReport],
+    modules: Vec<std::sync::Arc<ksymrelo_std::kernel::ModuleBtfData>>,
+    fds: &[i32],
+) {
+    k.hold(&modules);
+    // SAFETY: forwarded contract.
+    unsafe {
+        write_fd_array(fd_array, fd_array_len, fds);
+        give_result(result, ksymrelo_result::success(externs, modules));
+    }
+}
+
 /// A C string as UTF-8.
 ///
 /// # Safety
@@ -559,14 +581,17 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns_opts(
             }
         };
         check_fd_array(fd_array, fd_array_cap, fd_array_len, &relocation.fd_array)?;
-        k.hold(&relocation.modules);
         let out = insn::as_bytes(&work);
         unsafe {
             std::ptr::copy_nonoverlapping(out.as_ptr(), insns.cast::<u8>(), out.len());
-            write_fd_array(fd_array, fd_array_len, &relocation.fd_array);
-            give_result(
+            deliver(
+                k,
+                fd_array,
+                fd_array_len,
                 result,
-                ksymrelo_result::success(&relocation.externs, relocation.modules),
+                &relocation.externs,
+                relocation.modules,
+                &relocation.fd_array,
             );
         }
         Ok(())
@@ -649,14 +674,17 @@ pub unsafe extern "C" fn ksymrelo_relocate_object_opts(
                 return Err(e.into());
             }
         };
-        k.hold(&relocation.modules);
         unsafe {
-            write_fd_array(fd_array, fd_array_len, &relocation.fd_array);
-            give_result(
+            deliver(
+                k,
+                fd_array,
+                fd_array_len,
                 result,
-                ksymrelo_result::success(&relocation.externs, relocation.modules),
-            );
-        }
+                &relocation.externs,
+                relocation.modules,
+                &relocation.fd_array,
+            )
+        };
         Ok(())
     })
 }

@@ -173,6 +173,11 @@ fn c_programs_relocate_load_and_run() {
     assert!(text.contains("all checks passed"), "{text}");
 }
 
+/// Gate of the C tests that relocate against the running kernel.
+fn live(test: &str) -> bool {
+    ksymrelo_tests::kernel_usable(test) && ksymrelo_tests::live_kernel_files(test)
+}
+
 /// Runs a compiled C program; panics with its output unless it succeeds.
 fn run_ok(mut cmd: Command, what: &str) -> String {
     let out = cmd.output().unwrap();
@@ -188,9 +193,7 @@ fn run_ok(mut cmd: Command, what: &str) -> String {
 
 #[test]
 fn c_loader_relocates_loads_and_runs_a_program() {
-    if !ksymrelo_tests::kernel_usable("c_loader_relocates_loads_and_runs_a_program")
-        || !ksymrelo_tests::live_kernel_files("c_loader_relocates_loads_and_runs_a_program")
-    {
+    if !live("c_loader_relocates_loads_and_runs_a_program") {
         return;
     }
     let pcdir = build_library();
@@ -218,9 +221,7 @@ fn c_loader_relocates_loads_and_runs_a_program() {
 
 #[test]
 fn c_loader_prints_what_the_command_prints() {
-    if !ksymrelo_tests::kernel_usable("c_loader_prints_what_the_command_prints")
-        || !ksymrelo_tests::live_kernel_files("c_loader_prints_what_the_command_prints")
-    {
+    if !live("c_loader_prints_what_the_command_prints") {
         return;
     }
     let pcdir = build_library();
@@ -257,9 +258,7 @@ fn c_loader_prints_what_the_command_prints() {
 
 #[test]
 fn one_handle_serves_many_c_threads() {
-    if !ksymrelo_tests::kernel_usable("one_handle_serves_many_c_threads")
-        || !ksymrelo_tests::live_kernel_files("one_handle_serves_many_c_threads")
-    {
+    if !live("one_handle_serves_many_c_threads") {
         return;
     }
     let pcdir = build_library();
@@ -287,9 +286,7 @@ fn one_handle_serves_many_c_threads() {
 
 #[test]
 fn c_options_and_results_behave_as_the_header_says() {
-    if !ksymrelo_tests::kernel_usable("c_options_and_results_behave_as_the_header_says")
-        || !ksymrelo_tests::live_kernel_files("c_options_and_results_behave_as_the_header_says")
-    {
+    if !live("c_options_and_results_behave_as_the_header_says") {
         return;
     }
     let pcdir = build_library();
