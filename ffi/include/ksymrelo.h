@@ -68,7 +68,7 @@ typedef struct bpf_insn bpf_insn;
 /*
  `ksymrelo_extern.flags`: an unresolved weak kfunc whose calls are
  poisoned (`call 2002000000 + index`: the verifier refuses them only if
- reachable).
+ reachable). Not set when it is only tested (`bpf_ksym_exists`).
  */
 #define KSYMRELO_EXTERN_POISONED 4
 
