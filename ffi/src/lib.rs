@@ -12,7 +12,10 @@
 #![allow(clippy::result_large_err)]
 // C names, as the header spells them.
 #![allow(non_camel_case_types)]
+#![deny(unsafe_code)]
 
+// The one module with `unsafe`: every block there has a `// SAFETY:` line.
+#[allow(unsafe_code)]
 pub mod export;
 
 use std::cell::RefCell;

@@ -13,6 +13,7 @@
 //! ```
 // The core error is large by design (it owns the names it reports).
 #![allow(clippy::result_large_err)]
+#![deny(unsafe_code)]
 
 pub mod error;
 mod explain;
@@ -23,6 +24,8 @@ pub mod load;
 pub mod modes;
 pub mod relocate;
 pub mod report;
+// The one module with `unsafe`: every block there has a `// SAFETY:` line.
+#[allow(unsafe_code)]
 pub mod sys;
 
 pub use error::{Error, Reason, Result};
