@@ -14,6 +14,7 @@
 // The core error is large by design (it owns the names it reports).
 #![allow(clippy::result_large_err)]
 
+pub mod check;
 pub mod error;
 pub mod inkernel;
 pub mod kallsyms_record;
