@@ -832,9 +832,21 @@ pub(crate) fn resolve_each(
                     let named = e
                         .extern_name()
                         .and_then(|name| keep.iter().copied().find(|&i| parsed.externs[i].name == name));
-                    match named {
-                        Some(i) if per_extern => errors[i] = Some(e),
-                        _ => return Err(e),
+                    match (named, e) {
+                        // Hidden addresses hide every name: each typeless
+                        // extern gets the error without a scan of its own.
+                        (Some(_), Error::AddressesHidden { cause, .. }) => {
+                            for &i in &keep {
+                                if parsed.externs[i].kind == ExternKind::Typeless {
+                                    errors[i] = Some(Error::AddressesHidden {
+                                        name: parsed.externs[i].name.to_owned(),
+                                        cause: cause.clone(),
+                                    });
+                                }
+                            }
+                        }
+                        (Some(i), e) if per_extern => errors[i] = Some(e),
+                        (_, e) => return Err(e),
                     }
                 }
             }

@@ -181,7 +181,9 @@ for k in "${KERNELS[@]}"; do
         continue
     fi
     dir=$out/debian-$short
-    if [ -f "$dir/source" ] && [ "$(cat "$dir/source")" = "$(basename "$deb")" ]; then
+    # Up to date: same package, and kallsyms unless it cannot be had here.
+    if [ -f "$dir/source" ] && [ "$(cat "$dir/source")" = "$(basename "$deb")" ] &&
+        { [ -f "$dir/kallsyms" ] || ! command -v "$QEMU" >/dev/null; }; then
         say "debian-$short: up to date ($(basename "$deb"))"
         continue
     fi

@@ -108,6 +108,65 @@ fn both_layouts_modules_and_missing_kallsyms() {
     assert!(!checks[1].loads());
     assert!(checks[1].error.is_none());
 
+    // A kallsyms saved without the right to see addresses: all zeros. Every
+    // typeless ksym says so (found in one scan, not one per extern).
+    let zeroed = root.0.join("c-zeroed");
+    std::fs::create_dir_all(&zeroed).unwrap();
+    std::fs::copy(synth.0.join("vmlinux"), zeroed.join("vmlinux")).unwrap();
+    let zeros: String = [
+        "T kfree",
+        "T ksys_read",
+        "T schedule",
+        "T vfs_open",
+        "T vfs_read",
+        "T vfs_write",
+    ]
+    .iter()
+    .map(|l| format!("0000000000000000 {l}\n"))
+    .collect();
+    std::fs::write(zeroed.join("kallsyms"), zeros).unwrap();
+    let checks = check_kernels(&fixture_bytes("typeless.bpf.o"), &[KernelDir::open(&zeroed).unwrap()]).unwrap();
+    assert!(checks[0].error.is_none());
+    for e in &checks[0].externs {
+        assert_eq!(e.outcome, NoKallsyms, "{}", e.name);
+        assert!(e.message.as_deref().unwrap().contains("only zero addresses"), "{e:?}");
+    }
+    assert!(!checks[0].loads());
+
+    // Two ambiguous names: each gets its outcome, and the names after them
+    // in the file still resolve (a pass ends at an ambiguity; the next one
+    // goes on without that extern).
+    let twice = root.0.join("d-ambiguous");
+    std::fs::create_dir_all(&twice).unwrap();
+    std::fs::copy(synth.0.join("vmlinux"), twice.join("vmlinux")).unwrap();
+    let lines = [
+        "ffffffff81000100 T kfree",
+        "ffffffff81000200 t vfs_open",
+        "ffffffff81000300 T kfree",
+        "ffffffff81000400 T ksys_read",
+        "ffffffff81000500 T schedule",
+        "ffffffff81000600 T vfs_open",
+        "ffffffff81000700 T vfs_read",
+        "ffffffff81000800 T vfs_write",
+    ];
+    std::fs::write(twice.join("kallsyms"), lines.join("\n") + "\n").unwrap();
+    let checks = check_kernels(&fixture_bytes("typeless.bpf.o"), &[KernelDir::open(&twice).unwrap()]).unwrap();
+    assert_eq!(
+        outcomes(&checks[0]),
+        [
+            ("kfree", Ambiguous),
+            ("ksymrelo_no_such_symbol", WeakMissing),
+            ("ksys_read", Ok),
+            ("schedule", Ok),
+            ("vfs_open", Ambiguous),
+            ("vfs_read", Ok),
+            ("vfs_write", Ok),
+        ]
+    );
+    let addr = |n: &str| checks[0].externs.iter().find(|e| e.name == n).unwrap().addr;
+    assert_eq!(addr("vfs_write"), Some(0xffffffff81000800));
+    assert!(!checks[0].loads());
+
     // Mixed: the kfuncs are checked even where the typeless ones cannot be.
     let checks = check_kernels(&fixture_bytes("mixed.bpf.o"), &dirs[1..]).unwrap();
     for e in &checks[0].externs {
