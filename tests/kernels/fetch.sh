@@ -64,6 +64,7 @@ download_deb() {
     command -v apt-get >/dev/null || return 0
     prefix=${re#^}
     prefix=${prefix%%[\\[]*}
+    prefix=${prefix%_}
     name=$(apt-cache pkgnames "$prefix" 2>/dev/null | sed 's/$/_/' | grep -E "$re" | sed 's/_$//' |
         xargs -r apt-cache madison 2>/dev/null | awk '{ print $1 }' | sort -uV | tail -n1) || true
     [ -n "$name" ] || return 0
