@@ -546,7 +546,9 @@ fn dir_modules(dir: &Path) -> Result<Vec<Arc<ModuleBtfData>>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name != "vmlinux" && entry.path().is_file() {
+        // A saved kallsyms may lie beside the BTF files (`ksymrelo check`'s
+        // kernel directories): it is no module.
+        if name != "vmlinux" && name != "kallsyms" && entry.path().is_file() {
             names.push(name);
         }
     }

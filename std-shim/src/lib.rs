@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 #![deny(unsafe_code)]
 
+pub mod check;
 pub mod error;
 mod explain;
 pub mod inkernel;

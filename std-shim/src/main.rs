@@ -57,7 +57,50 @@ enum Command {
         #[arg(long)]
         no_kallsyms_record: bool,
     },
+    /// Check on which of many saved kernels every ksym of OBJECT resolves.
+    #[command(after_help = CHECK_HELP)]
+    Check {
+        /// A BPF ELF object (clang -target bpf).
+        object: PathBuf,
+        /// A directory with one subdirectory per kernel (layout below).
+        #[arg(long, value_name = "DIR")]
+        kernels: PathBuf,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+const CHECK_HELP: &str = "\
+Layout of --kernels DIR: one subdirectory per kernel, named as the kernel is
+to be shown (sorted by name; hidden ones and plain files are ignored), with
+either
+  btf/        laid out like /sys/kernel/btf: btf/vmlinux, plus one split BTF
+              file per module (named after the module), or
+  vmlinux     the vmlinux BTF file, module BTF files beside it (every other
+              file but kallsyms);
+and optionally
+  kallsyms    a saved /proc/kallsyms (saved as root: real addresses).
+btf/ wins when both exist. Each kernel is resolved as libbpf does from files
+(--mode user), and every extern gets an outcome, not only the first failing:
+  ok                 resolved
+  missing            a strong extern the kernel lacks
+  incompatible       the kernel's type or prototype differs
+  ambiguous          kallsyms lists the name at two addresses
+  weak-missing       a __weak extern the kernel lacks: left 0 (bpf_ksym_exists()
+                     is false), calls to a weak kfunc poisoned; loads
+  weak-incompatible  a __weak kfunc of another prototype: treated as missing
+  no kallsyms        a typeless ksym, but no (usable) kallsyms file: unchecked
+LOADS HERE is yes when every extern is ok, weak-missing or weak-incompatible:
+a kernel with an unchecked extern does not count.
+
+--json prints {\"externs\": [names], \"kernels\": [{\"kernel\", \"loads\", \"error\",
+\"externs\": {name: outcome}, \"detail\": {name: {kind, weak, btf_id, addr,
+module, message}}}]}.
+
+Exit status: 0 the object loads on every kernel; 1 not on some; 2 usage (DIR
+has no kernel); 3 bad input (the object, or a malformed BTF file); 4 a kernel's
+facts cannot be read (DIR, a subdirectory without btf/ or vmlinux, a file).";
 
 /// Writes to stdout; a reader that went away (`| head`) is no error.
 fn emit(text: &str) {
@@ -76,9 +119,68 @@ fn exit_code(reason: Reason) -> u8 {
     }
 }
 
+/// `ksymrelo check`.
+fn check(object: &std::path::Path, kernels: &std::path::Path, json: bool) -> ExitCode {
+    use ksymrelo_std::check;
+    let data = match std::fs::read(object) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ksymrelo: reading {}: {e}", object.display());
+            return ExitCode::from(3);
+        }
+    };
+    let names: Vec<String> = match ksymrelo_std::list_externs(&data) {
+        Ok(externs) => externs
+            .into_iter()
+            .filter(|e| e.kind.is_ksym())
+            .map(|e| e.name)
+            .collect(),
+        Err(e) => {
+            eprintln!("ksymrelo: {}: {e}", object.display());
+            return ExitCode::from(exit_code(e.reason()));
+        }
+    };
+    let dirs = match check::KernelDir::list(kernels) {
+        Ok(d) if d.is_empty() => {
+            eprintln!("ksymrelo: {}: no kernel subdirectory (see --help)", kernels.display());
+            return ExitCode::from(2);
+        }
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ksymrelo: {e}");
+            return ExitCode::from(exit_code(e.reason()));
+        }
+    };
+    let checks = match check::check_kernels(&data, &dirs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ksymrelo: {}: {e}", object.display());
+            return ExitCode::from(exit_code(e.reason()));
+        }
+    };
+    if json {
+        emit(&format!("{}\n", check::to_json(&names, &checks)));
+    } else {
+        emit(&check::to_table(&names, &checks));
+    }
+    let mut status = 0;
+    for k in &checks {
+        let code = match &k.error {
+            Some(e) => {
+                eprintln!("ksymrelo: kernel {}: {e}", k.kernel);
+                exit_code(e.reason())
+            }
+            None => u8::from(!k.loads()),
+        };
+        status = status.max(code);
+    }
+    ExitCode::from(status)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check { object, kernels, json } => check(&object, &kernels, json),
         Command::Resolve {
             object,
             btf,
