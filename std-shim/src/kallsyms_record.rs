@@ -1,24 +1,23 @@
-//! The per-boot kallsyms record: what the default mode needs from
-//! `/proc/kallsyms` to give libbpf's answer without reading it again.
+//! The per-boot kallsyms record: libbpf's answer for every name in
+//! `/proc/kallsyms`, so that the default mode gives libbpf's result without
+//! reading (and the kernel formatting) kallsyms on every run.
 //!
-//! The kernel's own lookup (`bpf_kallsyms_lookup_name`) answers a name with
-//! one address. libbpf's scan of `/proc/kallsyms` gives the same address
-//! for every name but two kinds, which the record lists:
-//! - names with two or more different addresses, which libbpf refuses as
-//!   ambiguous (the record keeps the first two addresses and the line
-//!   where the second appears, as the scan would meet them);
-//! - names that only match through a `d` symbol's `.llvm.` suffix, which
-//!   the kernel's lookup does not see (the record keeps libbpf's answer).
-//!
+//! It holds, for each name a kallsyms scan can match (the name, or a `d`
+//! symbol's name before `.llvm.`, as the core matcher matches), the first
+//! address and module the scan would meet, and for names listed at two
+//! different addresses both addresses and the line where the second
+//! appears (libbpf fails on the first such line it meets). A lookup is a
+//! binary search in one flat byte image, read from a file or built once.
 //! It also keeps the address runs of each module's symbols, so that an
-//! address from the kernel's lookup is reported with its `[module]` as a
-//! scan would report it.
+//! address the kernel's own lookup gives (`--mode kernel`) is reported with
+//! its `[module]` as a scan would report it.
 //!
 //! A record describes one boot and one set of loaded modules: it is keyed by
 //! the boot id and a hash of `/proc/modules`, and rebuilt when either
 //! changes. Kept in a file, it is trusted only when owned by root (or by
 //! this process's user) and writable by nobody else, in a directory of the
-//! same kind.
+//! same kind. Symbols that come and go without a module (those of BPF
+//! programs, `[bpf]`) are as the record's first read saw them.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -31,17 +30,25 @@ use ksymrelo_core::kallsyms::Match;
 /// Where the `ksymrelo` command keeps its record (root only can write).
 pub const DEFAULT_PATH: &str = "/run/ksymrelo/kallsyms-record";
 
-const MAGIC: &str = "ksymrelo kallsyms record 1";
+const MAGIC: &[u8; 8] = b"KSYMREC\x03";
+const HEADER: usize = 96;
+// The header: magic, modules hash, boot id (48), then eight u32 counts.
+const _: () = assert!(HEADER == 8 + 8 + 48 + 8 * 4);
+const ENTRY: usize = 16;
+const AMBIGUOUS: usize = 24;
+const RANGE: usize = 24;
+/// `name_len` bit of an entry whose name kallsyms lists at two addresses.
+const AMBIGUOUS_BIT: u16 = 0x8000;
 
-/// What libbpf's scan says of a listed name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Listed {
-    /// A single address (met through a `d` symbol's `.llvm.` suffix).
+/// What libbpf's scan says of a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listed<'r> {
+    /// One address.
     Unique {
         /// The address.
         addr: u64,
         /// Its module, if not vmlinux.
-        module: Option<String>,
+        module: Option<&'r str>,
     },
     /// Two different addresses: the scan fails at `line`.
     Ambiguous {
@@ -54,15 +61,57 @@ pub enum Listed {
     },
 }
 
-/// The record; see the module documentation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl Listed<'_> {
+    /// The match a scan would give (`None` for an ambiguous name).
+    pub fn to_match(self) -> Option<Match> {
+        match self {
+            Listed::Unique { addr, module: Some(m) } => Some(Match::in_module(addr, m.as_bytes())),
+            Listed::Unique { addr, module: None } => Some(Match::new(addr)),
+            Listed::Ambiguous { .. } => None,
+        }
+    }
+}
+
+/// The record; see the module documentation. The file's front (header,
+/// ambiguous names, module runs, a block index of every 64th name) is held
+/// in memory; the sorted names themselves are read a block at a time, from
+/// the file or from the image a build made.
+#[derive(Debug)]
 pub struct KallsymsRecord {
+    head: Vec<u8>,
+    body: Body,
     boot_id: String,
     modules: u64,
-    listed: HashMap<Vec<u8>, Listed>,
-    /// `(first address, last address, module)` runs, sorted.
-    ranges: Vec<(u64, u64, String)>,
+    count: usize,
+    ambiguous: usize,
+    ranges: usize,
+    blocks: usize,
+    names_len: usize,
+    /// Offsets in `head`.
+    ranges_off: usize,
+    index_off: usize,
+    index_names_off: usize,
+    module_names: Vec<String>,
 }
+
+/// Where the sorted entries and names are.
+#[derive(Debug)]
+enum Body {
+    /// In memory (a record this process built), from the file's body start.
+    Memory(Vec<u8>),
+    /// In the file, at `offset`: read with `pread`, so a lookup costs two
+    /// small reads and loading the record only its front.
+    File { file: File, offset: u64 },
+}
+
+impl PartialEq for KallsymsRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head && self.body_bytes() == other.body_bytes()
+    }
+}
+
+/// Names per block of the index.
+const BLOCK: usize = 64;
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`).
 pub fn boot_id() -> String {
@@ -110,7 +159,18 @@ struct Seen {
     first: u64,
     module: Option<u32>,
     second: Option<(u64, u64)>,
-    via_llvm: bool,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 impl KallsymsRecord {
@@ -138,62 +198,215 @@ impl KallsymsRecord {
                 }
             });
             owners.push((addr, module.map_or(0, |m| m + 1)));
-            record(&mut seen, name, addr, module, line_no, false);
+            record(&mut seen, name, addr, module, line_no);
             if ty == b'd' {
                 if let Some(pos) = memchr::memmem::find(name, b".llvm.") {
-                    record(&mut seen, &name[..pos], addr, module, line_no, true);
+                    record(&mut seen, &name[..pos], addr, module, line_no);
                 }
             }
         }
-        if !any_address {
+        if !any_address || module_names.len() >= usize::from(u16::MAX) {
             return None;
         }
-        let name_of = |m: Option<u32>| m.map(|m| String::from_utf8_lossy(module_names[m as usize]).into_owned());
-        let mut listed = HashMap::new();
-        for (key, s) in seen {
-            let entry = match s.second {
-                Some((second, line)) => Listed::Ambiguous {
-                    first: s.first,
-                    second,
-                    line,
-                },
-                None if s.via_llvm => Listed::Unique {
-                    addr: s.first,
-                    module: name_of(s.module),
-                },
-                None => continue,
-            };
-            listed.insert(key.to_vec(), entry);
-        }
+        let mut keys: Vec<(&[u8], &Seen)> = seen.iter().map(|(k, v)| (*k, v)).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         // Runs of consecutive addresses (in address order) owned by one
         // module: every module symbol's address lies in one of its own.
         owners.sort_unstable();
-        let mut ranges: Vec<(u64, u64, String)> = Vec::new();
-        let mut run: Option<(u64, u64, u32)> = None;
+        let mut ranges: Vec<(u64, u64, u32)> = Vec::new();
         for &(addr, owner) in &owners {
-            match &mut run {
+            match ranges.last_mut() {
                 Some((_, last, o)) if *o == owner => *last = addr,
-                _ => {
-                    if let Some((lo, hi, o)) = run.take() {
-                        if o != 0 {
-                            ranges.push((lo, hi, name_of(Some(o - 1)).unwrap_or_default()));
-                        }
-                    }
-                    run = Some((addr, addr, owner));
-                }
+                _ => ranges.push((addr, addr, owner)),
             }
         }
-        if let Some((lo, hi, o)) = run {
-            if o != 0 {
-                ranges.push((lo, hi, name_of(Some(o - 1)).unwrap_or_default()));
-            }
+        ranges.retain(|r| r.2 != 0);
+
+        let boot = boot_id.as_bytes();
+        if boot.len() > 48 {
+            return None;
         }
-        Some(KallsymsRecord {
+        let names_len: usize = keys.iter().map(|(k, _)| k.len()).sum();
+        let ambiguous: Vec<(usize, u64, u64)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, s))| s.second.map(|(second, line)| (i, second, line)))
+            .collect();
+        let mut mods = Vec::new();
+        for m in &module_names {
+            mods.push(u8::try_from(m.len()).ok()?);
+            mods.extend_from_slice(m);
+        }
+        let firsts: Vec<&[u8]> = keys.iter().step_by(BLOCK).map(|(k, _)| *k).collect();
+        let index_names_len: usize = firsts.iter().map(|n| n.len()).sum();
+
+        let mut image = Vec::with_capacity(HEADER + keys.len() * (ENTRY + 24) + mods.len());
+        image.extend_from_slice(MAGIC);
+        image.extend_from_slice(&modules.to_le_bytes());
+        let mut boot_field = [0u8; 48];
+        boot_field[..boot.len()].copy_from_slice(boot);
+        image.extend_from_slice(&boot_field);
+        for n in [
+            keys.len(),
+            ambiguous.len(),
+            ranges.len(),
+            module_names.len(),
+            names_len,
+            mods.len(),
+            firsts.len(),
+            index_names_len,
+        ] {
+            image.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
+        }
+        for (i, second, line) in &ambiguous {
+            image.extend_from_slice(&(*i as u64).to_le_bytes());
+            image.extend_from_slice(&second.to_le_bytes());
+            image.extend_from_slice(&line.to_le_bytes());
+        }
+        for (lo, hi, owner) in &ranges {
+            image.extend_from_slice(&lo.to_le_bytes());
+            image.extend_from_slice(&hi.to_le_bytes());
+            image.extend_from_slice(&(u64::from(*owner)).to_le_bytes());
+        }
+        image.extend_from_slice(&mods);
+        let mut off = 0u32;
+        for n in &firsts {
+            image.extend_from_slice(&off.to_le_bytes());
+            image.extend_from_slice(&u32::try_from(n.len()).ok()?.to_le_bytes());
+            off += n.len() as u32;
+        }
+        for n in &firsts {
+            image.extend_from_slice(n);
+        }
+        let mut name_off = 0u32;
+        for (name, s) in &keys {
+            let len = u16::try_from(name.len()).ok().filter(|&l| l < AMBIGUOUS_BIT)?;
+            let flag = if s.second.is_some() { AMBIGUOUS_BIT } else { 0 };
+            image.extend_from_slice(&name_off.to_le_bytes());
+            image.extend_from_slice(&(len | flag).to_le_bytes());
+            image.extend_from_slice(&(s.module.map_or(0, |m| m as u16 + 1)).to_le_bytes());
+            image.extend_from_slice(&s.first.to_le_bytes());
+            name_off += u32::from(len);
+        }
+        for (name, _) in &keys {
+            image.extend_from_slice(name);
+        }
+        KallsymsRecord::from_image(image)
+    }
+
+    /// A record from its whole byte image (what [`KallsymsRecord::save`]
+    /// writes); `None` for anything that is not one.
+    pub fn from_image(mut image: Vec<u8>) -> Option<KallsymsRecord> {
+        let head_len = Self::head_len(&image)?;
+        if image.len() < head_len {
+            return None;
+        }
+        let body = image.split_off(head_len);
+        Self::from_parts(image, Body::Memory(body))
+    }
+
+    /// The length of the front part, from the header.
+    fn head_len(header: &[u8]) -> Option<usize> {
+        if header.get(..8)? != MAGIC {
+            return None;
+        }
+        let field = |i: usize| u32_at(header, 64 + 4 * i).map(|v| v as usize);
+        HEADER
+            .checked_add(field(1)?.checked_mul(AMBIGUOUS)?)?
+            .checked_add(field(2)?.checked_mul(RANGE)?)?
+            .checked_add(field(5)?)?
+            .checked_add(field(6)?.checked_mul(8)?)?
+            .checked_add(field(7)?)
+    }
+
+    fn from_parts(head: Vec<u8>, body: Body) -> Option<KallsymsRecord> {
+        let modules = u64_at(&head, 8)?;
+        let boot = head.get(16..64)?;
+        let boot_id = std::str::from_utf8(&boot[..boot.iter().position(|&b| b == 0).unwrap_or(48)])
+            .ok()?
+            .to_owned();
+        let field = |i: usize| u32_at(&head, 64 + 4 * i).map(|v| v as usize);
+        let (count, ambiguous, ranges, module_count, names_len, mods_len, blocks, index_names_len) = (
+            field(0)?,
+            field(1)?,
+            field(2)?,
+            field(3)?,
+            field(4)?,
+            field(5)?,
+            field(6)?,
+            field(7)?,
+        );
+        if blocks != count.div_ceil(BLOCK) {
+            return None;
+        }
+        let ranges_off = HEADER + ambiguous * AMBIGUOUS;
+        let mods_off = ranges_off + ranges * RANGE;
+        let index_off = mods_off + mods_len;
+        let index_names_off = index_off + blocks * 8;
+        if index_names_off + index_names_len != head.len() {
+            return None;
+        }
+        // Each module name takes a byte at least: a count past that is no
+        // record (and no reason to reserve memory for it).
+        if module_count > mods_len {
+            return None;
+        }
+        let mut module_names = Vec::with_capacity(module_count);
+        let mut at = mods_off;
+        for _ in 0..module_count {
+            let len = usize::from(*head.get(at)?);
+            let name = head.get(at + 1..at + 1 + len)?;
+            module_names.push(String::from_utf8_lossy(name).into_owned());
+            at += 1 + len;
+        }
+        if at != index_off {
+            return None;
+        }
+        let r = KallsymsRecord {
+            head,
+            body,
             boot_id,
             modules,
-            listed,
+            count,
+            ambiguous,
             ranges,
-        })
+            blocks,
+            names_len,
+            ranges_off,
+            index_off,
+            index_names_off,
+            module_names,
+        };
+        let body_len = count.checked_mul(ENTRY)?.checked_add(names_len)?;
+        match &r.body {
+            Body::Memory(b) if b.len() != body_len => None,
+            Body::File { file, offset } if file.metadata().ok()?.len() != offset + body_len as u64 => None,
+            _ => Some(r),
+        }
+    }
+
+    /// `len` bytes of the body at `off` (entries first, then names).
+    fn read(&self, off: usize, len: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match &self.body {
+            Body::Memory(b) => b.get(off..off.checked_add(len)?).map(std::borrow::Cow::Borrowed),
+            Body::File { file, offset } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, offset + off as u64).ok()?;
+                Some(std::borrow::Cow::Owned(buf))
+            }
+        }
+    }
+
+    fn body_bytes(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        self.read(0, self.count * ENTRY + self.names_len)
+    }
+
+    /// The whole byte image (what [`KallsymsRecord::save`] writes).
+    pub fn image(&self) -> Vec<u8> {
+        let mut image = self.head.clone();
+        image.extend_from_slice(&self.body_bytes().unwrap_or_default());
+        image
     }
 
     /// Whether the record describes this boot with these modules.
@@ -201,93 +414,128 @@ impl KallsymsRecord {
         self.boot_id == boot_id && self.modules == modules
     }
 
-    /// What libbpf's scan says of `name`, if it differs from (or cannot be
-    /// told by) the kernel's own lookup.
-    pub fn listed(&self, name: &[u8]) -> Option<&Listed> {
-        self.listed.get(name)
+    /// Names the record holds.
+    pub fn len(&self) -> usize {
+        self.count
     }
 
-    /// Names the record lists.
-    pub fn listed_count(&self) -> usize {
-        self.listed.len()
+    /// Whether it holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn module_name(&self, owner: u16) -> Option<&str> {
+        owner
+            .checked_sub(1)
+            .and_then(|m| self.module_names.get(usize::from(m)))
+            .map(String::as_str)
+    }
+
+    /// The first name of block `b`, from the index.
+    fn block_first(&self, b: usize) -> Option<&[u8]> {
+        let at = self.index_off + b * 8;
+        let off = self.index_names_off + u32_at(&self.head, at)? as usize;
+        let len = u32_at(&self.head, at + 4)? as usize;
+        self.head.get(off..off.checked_add(len)?)
+    }
+
+    /// What libbpf's scan says of `name`; `None` when kallsyms does not
+    /// list it. Two small reads of the body: one block of entries, then its
+    /// names.
+    pub fn lookup(&self, name: &[u8]) -> Option<Listed<'_>> {
+        // The last block whose first name is not after `name`.
+        let (mut lo, mut hi) = (0usize, self.blocks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.block_first(mid)? <= name {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let block = lo.checked_sub(1)?;
+        let first = block * BLOCK;
+        let n = BLOCK.min(self.count - first);
+        let entries = self.read(first * ENTRY, n * ENTRY)?;
+        let entry = |i: usize| {
+            let e = entries.get(i * ENTRY..(i + 1) * ENTRY)?;
+            let len_flags = u16_at(e, 4)?;
+            Some((
+                u32_at(e, 0)? as usize,
+                usize::from(len_flags & !AMBIGUOUS_BIT),
+                len_flags & AMBIGUOUS_BIT != 0,
+                u16_at(e, 6)?,
+                u64_at(e, 8)?,
+            ))
+        };
+        let (start, ..) = entry(0)?;
+        let (last_off, last_len, ..) = entry(n - 1)?;
+        let names = self.read(
+            (self.count * ENTRY).checked_add(start)?,
+            last_off.checked_add(last_len)?.checked_sub(start)?,
+        )?;
+        for i in 0..n {
+            let (off, len, ambiguous, owner, addr) = entry(i)?;
+            let at = off.checked_sub(start)?;
+            if names.get(at..at.checked_add(len)?)? != name {
+                continue;
+            }
+            if ambiguous {
+                return self.ambiguity(first + i, addr);
+            }
+            return Some(Listed::Unique {
+                addr,
+                module: self.module_name(owner),
+            });
+        }
+        None
+    }
+
+    fn ambiguity(&self, entry: usize, first: u64) -> Option<Listed<'_>> {
+        let (mut lo, mut hi) = (0usize, self.ambiguous);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = HEADER + mid * AMBIGUOUS;
+            match (u64_at(&self.head, at)? as usize).cmp(&entry) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return Some(Listed::Ambiguous {
+                        first,
+                        second: u64_at(&self.head, at + 8)?,
+                        line: u64_at(&self.head, at + 16)?,
+                    })
+                }
+            }
+        }
+        None
     }
 
     /// The module whose symbols surround `addr`, if any.
     pub fn module_of(&self, addr: u64) -> Option<&str> {
-        let i = self.ranges.partition_point(|(lo, _, _)| *lo <= addr);
-        let (lo, hi, m) = self.ranges.get(i.checked_sub(1)?)?;
-        (*lo <= addr && addr <= *hi).then_some(m.as_str())
-    }
-
-    /// A kernel lookup's address as a scan would report it.
-    pub fn answer(&self, addr: u64) -> Match {
-        match self.module_of(addr) {
-            Some(m) => Match::in_module(addr, m.as_bytes()),
-            None => Match::new(addr),
-        }
-    }
-
-    /// The record as text (one line per fact).
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = format!("{MAGIC}\nboot {}\nmodules {:x}\n", self.boot_id, self.modules);
-        let mut names: Vec<_> = self.listed.iter().collect();
-        names.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, l) in names {
-            let name = String::from_utf8_lossy(name);
-            let _ = match l {
-                Listed::Unique { addr, module } => {
-                    writeln!(out, "unique {name} {addr:x} {}", module.as_deref().unwrap_or("-"))
-                }
-                Listed::Ambiguous { first, second, line } => {
-                    writeln!(out, "ambiguous {name} {first:x} {second:x} {line}")
-                }
-            };
-        }
-        for (lo, hi, m) in &self.ranges {
-            let _ = writeln!(out, "range {lo:x} {hi:x} {m}");
-        }
-        out
-    }
-
-    /// Parses [`KallsymsRecord::to_text`]; `None` for anything else.
-    pub fn parse(text: &str) -> Option<KallsymsRecord> {
-        let mut lines = text.lines();
-        if lines.next()? != MAGIC {
-            return None;
-        }
-        let boot_id = lines.next()?.strip_prefix("boot ")?.to_owned();
-        let modules = u64::from_str_radix(lines.next()?.strip_prefix("modules ")?, 16).ok()?;
-        let mut r = KallsymsRecord {
-            boot_id,
-            modules,
-            ..Default::default()
+        let range = |i: usize| {
+            let at = self.ranges_off + i * RANGE;
+            Some((
+                u64_at(&self.head, at)?,
+                u64_at(&self.head, at + 8)?,
+                u64_at(&self.head, at + 16)?,
+            ))
         };
-        let hex = |s: Option<&str>| s.and_then(|s| u64::from_str_radix(s, 16).ok());
-        for line in lines {
-            let mut f = line.split(' ');
-            match f.next()? {
-                "unique" => {
-                    let name = f.next()?.as_bytes().to_vec();
-                    let addr = hex(f.next())?;
-                    let module = f.next().filter(|m| *m != "-").map(str::to_owned);
-                    r.listed.insert(name, Listed::Unique { addr, module });
-                }
-                "ambiguous" => {
-                    let name = f.next()?.as_bytes().to_vec();
-                    let (first, second) = (hex(f.next())?, hex(f.next())?);
-                    let line = f.next()?.parse().ok()?;
-                    r.listed.insert(name, Listed::Ambiguous { first, second, line });
-                }
-                "range" => {
-                    let (lo, hi) = (hex(f.next())?, hex(f.next())?);
-                    r.ranges.push((lo, hi, f.next()?.to_owned()));
-                }
-                _ => return None,
+        let (mut lo, mut hi) = (0usize, self.ranges);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if range(mid)?.0 <= addr {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        r.ranges.sort();
-        Some(r)
+        let (first, last, owner) = range(lo.checked_sub(1)?)?;
+        if first <= addr && addr <= last {
+            self.module_name(u16::try_from(owner).ok()?)
+        } else {
+            None
+        }
     }
 
     /// Loads the record at `path` if it is trusted (see the module
@@ -302,9 +550,23 @@ impl KallsymsRecord {
         if !trusted(&file.metadata().ok()?) || !trusted(&dir) {
             return None;
         }
-        let mut text = String::new();
-        (&file).read_to_string(&mut text).ok()?;
-        KallsymsRecord::parse(&text).filter(|r| r.is_current(boot_id, modules))
+        use std::os::unix::fs::FileExt;
+        let mut header = [0u8; HEADER];
+        file.read_exact_at(&mut header, 0).ok()?;
+        let head_len = Self::head_len(&header)?;
+        if head_len as u64 > file.metadata().ok()?.len() {
+            return None;
+        }
+        let mut head = vec![0u8; head_len];
+        file.read_exact_at(&mut head, 0).ok()?;
+        let r = Self::from_parts(
+            head,
+            Body::File {
+                file,
+                offset: head_len as u64,
+            },
+        )?;
+        r.is_current(boot_id, modules).then_some(r)
     }
 
     /// Writes the record to `path` (a temporary file renamed over it, mode
@@ -319,9 +581,7 @@ impl KallsymsRecord {
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        let written = file
-            .write_all(self.to_text().as_bytes())
-            .and_then(|()| file.sync_data());
+        let written = file.write_all(&self.image()).and_then(|()| file.sync_data());
         drop(file);
         match written.and_then(|()| std::fs::rename(&tmp, path)) {
             Ok(()) => Ok(()),
@@ -344,20 +604,12 @@ fn own_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
-fn record<'t>(
-    seen: &mut HashMap<&'t [u8], Seen>,
-    key: &'t [u8],
-    addr: u64,
-    module: Option<u32>,
-    line: u64,
-    via_llvm: bool,
-) {
+fn record<'t>(seen: &mut HashMap<&'t [u8], Seen>, key: &'t [u8], addr: u64, module: Option<u32>, line: u64) {
     let s = seen.entry(key).or_insert_with(|| Seen {
         first: addr,
         module,
         ..Default::default()
     });
-    s.via_llvm |= via_llvm;
     if s.first != addr && s.second.is_none() {
         s.second = Some((addr, line));
     }
@@ -419,42 +671,81 @@ ffffffffa0001000 t other_fn\t[x_tables]
 ";
 
     #[test]
-    fn lists_ambiguous_and_llvm_names_and_module_runs() {
+    fn answers_as_the_scan_does() {
         let r = KallsymsRecord::build(TEXT, "boot".into(), 7).unwrap();
         assert_eq!(
-            r.listed(b"init_once"),
-            Some(&Listed::Ambiguous {
+            r.lookup(b"init_once"),
+            Some(Listed::Ambiguous {
                 first: 0xffffffff81000010,
                 second: 0xffffffff81000030,
                 line: 4
             })
         );
         assert_eq!(
-            r.listed(b"foo"),
-            Some(&Listed::Unique {
+            r.lookup(b"foo"),
+            Some(Listed::Unique {
                 addr: 0xffffffff81000040,
                 module: None
             })
         );
-        assert_eq!(r.listed(b"vfs_read"), None);
-        assert_eq!(r.listed(b"same"), None);
-        assert_eq!(r.listed_count(), 2);
+        assert_eq!(
+            r.lookup(b"vfs_read"),
+            Some(Listed::Unique {
+                addr: 0xffffffff81000020,
+                module: None
+            })
+        );
+        assert_eq!(
+            r.lookup(b"same"),
+            Some(Listed::Unique {
+                addr: 0xffffffff81000050,
+                module: None
+            })
+        );
+        assert_eq!(
+            r.lookup(b"mod_data"),
+            Some(Listed::Unique {
+                addr: 0xffffffffa0000100,
+                module: Some("nf_nat")
+            })
+        );
+        assert_eq!(r.lookup(b"nope"), None);
+        assert_eq!(r.lookup(b""), None);
         assert_eq!(r.module_of(0xffffffff81000020), None);
         assert_eq!(r.module_of(0xffffffffa0000100), Some("nf_nat"));
         assert_eq!(r.module_of(0xffffffffa0001000), Some("x_tables"));
         assert_eq!(r.module_of(0xffffffffa0000800), None);
-        assert_eq!(r.answer(0xffffffffa0000000).module(), Some(&b"nf_nat"[..]));
     }
 
     #[test]
-    fn text_round_trips_and_keys_are_checked() {
+    fn images_round_trip_and_keys_are_checked() {
         let r = KallsymsRecord::build(TEXT, "boot-1".into(), 0xabc).unwrap();
-        let back = KallsymsRecord::parse(&r.to_text()).unwrap();
+        let back = KallsymsRecord::from_image(r.image()).unwrap();
         assert_eq!(back, r);
         assert!(back.is_current("boot-1", 0xabc));
         assert!(!back.is_current("boot-2", 0xabc));
         assert!(!back.is_current("boot-1", 0xabd));
-        assert!(KallsymsRecord::parse("something else\n").is_none());
+        assert!(KallsymsRecord::from_image(b"something else".to_vec()).is_none());
+        let mut cut = r.image();
+        cut.pop();
+        assert!(KallsymsRecord::from_image(cut).is_none());
+    }
+
+    #[test]
+    fn any_bytes_after_the_magic_are_refused_or_read_safely() {
+        let r = KallsymsRecord::build(TEXT, "b".into(), 0).unwrap();
+        let whole = r.image();
+        for i in 8..whole.len() {
+            for v in [0u8, 0xff, 0x80] {
+                let mut image = whole.clone();
+                image[i] = v;
+                if let Some(bad) = KallsymsRecord::from_image(image) {
+                    let _ = bad.lookup(b"init_once");
+                    let _ = bad.lookup(b"zzz");
+                    let _ = bad.module_of(0xffffffffa0000100);
+                }
+            }
+        }
     }
 
     #[test]
@@ -470,7 +761,19 @@ ffffffffa0001000 t other_fn\t[x_tables]
         let path = dir.join("sub").join("kallsyms-record");
         let r = KallsymsRecord::build(TEXT, "boot-1".into(), 5).unwrap();
         r.save(&path).unwrap();
-        assert_eq!(KallsymsRecord::load(&path, "boot-1", 5), Some(r.clone()));
+        assert_eq!(KallsymsRecord::load(&path, "boot-1", 5).as_ref(), Some(&r));
+        let loaded = KallsymsRecord::load(&path, "boot-1", 5).unwrap();
+        for name in [
+            &b"init_once"[..],
+            b"foo",
+            b"vfs_read",
+            b"mod_data",
+            b"nope",
+            b"_stext",
+            b"zzz",
+        ] {
+            assert_eq!(loaded.lookup(name), r.lookup(name), "{}", String::from_utf8_lossy(name));
+        }
         assert_eq!(KallsymsRecord::load(&path, "boot-2", 5), None);
         // Writable by others: not trusted.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -484,5 +787,51 @@ ffffffffa0001000 t other_fn\t[x_tables]
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert_eq!(KallsymsRecord::load(&link, "boot-1", 5), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_live_record_agrees_with_the_scan() {
+        let Ok(text) = std::fs::read("/proc/kallsyms") else {
+            return;
+        };
+        let Some(r) = KallsymsRecord::build(&text, boot_id(), modules_signature()) else {
+            eprintln!("SKIP the_live_record_agrees_with_the_scan: kallsyms addresses hidden");
+            return;
+        };
+        let names: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.split(|&b| b == b' ').nth(2))
+            .map(|n| n.split(|&b| b == b'\t').next().unwrap())
+            .step_by(97)
+            .take(1000)
+            .collect();
+        // One scan for the names the record calls unambiguous...
+        let (ambiguous, plain): (Vec<&[u8]>, Vec<&[u8]>) = names
+            .iter()
+            .partition(|n| matches!(r.lookup(n), Some(Listed::Ambiguous { .. })));
+        let mut results = vec![None; plain.len()];
+        ksymrelo_core::kallsyms::match_all(&text, &plain, &mut results).unwrap();
+        for (name, scanned) in plain.iter().zip(&results) {
+            assert_eq!(
+                r.lookup(name).and_then(Listed::to_match),
+                *scanned,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        // ... and a few of the others alone, each failing as the record says.
+        for name in ambiguous.iter().take(3) {
+            let mut one = [None];
+            let err = ksymrelo_core::kallsyms::match_all(&text, &[name], &mut one).unwrap_err();
+            match (r.lookup(name), err) {
+                (
+                    Some(Listed::Ambiguous { first, second, .. }),
+                    ksymrelo_core::Error::KallsymsAmbiguous {
+                        first: f, second: s, ..
+                    },
+                ) => assert_eq!((first, second), (f, s)),
+                (l, e) => panic!("{}: record {l:?}, scan {e:?}", String::from_utf8_lossy(name)),
+            }
+        }
     }
 }

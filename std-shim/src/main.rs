@@ -41,16 +41,17 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// auto (default): libbpf's result, fast (BTF ksyms in user space,
-        /// typeless ones through the kernel's lookup and the kallsyms
-        /// record); user: as libbpf, from kernel BTF and /proc/kallsyms;
+        /// typeless ones from the per-boot kallsyms record); user: as libbpf,
+        /// from kernel BTF and /proc/kallsyms read each time;
         /// kernel: everything looked up by the kernel, as libbpf's
         /// gen_loader (no file read, no type checks, no ambiguity check).
         /// With --btf/--kallsyms only user applies.
         #[arg(long)]
         mode: Option<Mode>,
-        /// Where the per-boot kallsyms record is kept (the names kallsyms
-        /// lists twice, and module address runs), so that the default mode
-        /// gives libbpf's result without reading /proc/kallsyms each run.
+        /// Where the per-boot kallsyms record is kept (libbpf's answer for
+        /// every kallsyms name, ambiguous ones included), so that the
+        /// default mode gives libbpf's result without reading /proc/kallsyms
+        /// each run.
         #[arg(long, default_value = ksymrelo_std::kallsyms_record::DEFAULT_PATH)]
         kallsyms_record: PathBuf,
         /// Keep no kallsyms record file (build it in memory when needed).
@@ -217,7 +218,12 @@ fn main() -> ExitCode {
             match relocate_with(&data, &kernel, mode) {
                 Ok(r) => {
                     if json {
-                        emit(&format!("{}\n", report::to_json(&r)));
+                        {
+                            let mut text = String::with_capacity(64 * 1024);
+                            report::write_json(&r, &mut text);
+                            text.push('\n');
+                            emit(&text);
+                        }
                     } else {
                         emit(&report::to_table(&r));
                     }

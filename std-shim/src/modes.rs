@@ -19,11 +19,12 @@ pub enum Mode {
     /// through their `.llvm.` suffix.
     Kernel,
     /// The default: libbpf's result, fast. BTF ksyms in user space (the
-    /// mapped vmlinux BTF, compatibility checks); typeless ksyms through the
-    /// kernel's lookup, except the names the per-boot kallsyms record lists
-    /// (ambiguous ones fail as in libbpf). The record is built from
-    /// `/proc/kallsyms` on first need and then kept. Falls back to reading
-    /// kallsyms where the kernel refuses its lookup.
+    /// mapped vmlinux BTF, compatibility checks); typeless ksyms (and the
+    /// ambiguity check of typed ones) from the per-boot kallsyms record,
+    /// which holds libbpf's answer for every kallsyms name (ambiguous ones
+    /// fail as in libbpf). The record is built from `/proc/kallsyms` on
+    /// first need and then kept; where it cannot be had (addresses hidden),
+    /// kallsyms is read as in `User`.
     #[default]
     Auto,
 }

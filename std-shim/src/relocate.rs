@@ -11,11 +11,10 @@
 //!   typeless variables in `user` mode, and wherever the kernel's lookups
 //!   are refused;
 //! - the in-kernel resolver ([`crate::inkernel::lookup`]), names in and
-//!   answers out — typeless variables in `auto` mode, everything in `kernel`
-//!   mode;
-//! - the per-boot kallsyms record ([`crate::kallsyms_record`]), which says
-//!   where libbpf's scan would differ from the kernel's lookup (ambiguous
-//!   names, `.llvm.` suffixes) — in `auto` mode.
+//!   answers out — everything in `kernel` mode;
+//! - the per-boot kallsyms record ([`crate::kallsyms_record`]): libbpf's
+//!   scan of kallsyms done once per boot and module set, kept — typeless
+//!   variables in `auto` mode.
 //!
 //! A [`Mode`] is only the choice of which source answers which extern.
 
@@ -197,35 +196,13 @@ fn resolve_with_sources(externs: &[Extern<'_>], local: &Btf<'_>, kernel: &Kernel
             }
         }
         Mode::Auto => {
-            // The kernel's lookups (or the kallsyms record) answer the
-            // typeless externs while this thread walks the BTF — on a
-            // thread of their own only if they have work to do.
-            let overlap = needs.kallsyms && needs.btf && !kallsyms_known(externs, kernel);
-            let (typeless, btf) = if overlap {
-                std::thread::scope(|scope| {
-                    let typeless = scope.spawn(|| kallsyms_through_kernel(externs, kernel));
-                    let mut btf_out = out.clone();
-                    let btf = btf_in_user_space(externs, local, kernel, &mut btf_out).map(|m| (m, btf_out));
-                    let typeless = typeless.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    (Some(typeless), Some(btf))
-                })
-            } else {
-                let typeless = needs.kallsyms.then(|| kallsyms_through_kernel(externs, kernel));
-                let mut btf_out = out.clone();
-                let btf = needs
-                    .btf
-                    .then(|| btf_in_user_space(externs, local, kernel, &mut btf_out).map(|m| (m, btf_out)));
-                (typeless, btf)
-            };
             // libbpf reads kallsyms before BTF: its errors come first.
-            let matches = typeless.transpose()?;
-            if let Some(btf) = btf {
-                let (modules, btf_out) = btf?;
-                resolved.modules = modules;
-                out = btf_out;
-            }
-            if let Some(matches) = matches {
+            if needs.kallsyms {
+                let matches = kallsyms_from_record(externs, kernel)?;
                 apply_typeless(externs, &matches, &mut out, &mut resolved)?;
+            }
+            if needs.btf {
+                resolved.modules = btf_in_user_space(externs, local, kernel, &mut out)?;
             }
         }
         Mode::Kernel => resolved.modules = all_through_kernel(externs, kernel, &mut out, &mut resolved)?,
@@ -256,16 +233,6 @@ fn kallsyms_wanted<'a>(externs: &[Extern<'a>]) -> (Vec<&'a [u8]>, usize) {
             .map(|e| e.name.as_bytes()),
     );
     (names, typeless)
-}
-
-/// Whether this kernel already knows libbpf's answer for every typeless
-/// extern (so asking costs nothing).
-fn kallsyms_known(externs: &[Extern<'_>], kernel: &Kernel) -> bool {
-    let facts = kernel.kallsyms_facts();
-    externs
-        .iter()
-        .filter(|e| e.kind == ExternKind::Typeless)
-        .all(|e| facts.answers.contains_key(e.name.as_bytes()))
 }
 
 /// Typeless answers in the order of [`resolve::kallsyms_names`].
@@ -312,81 +279,42 @@ fn kallsyms_scanned(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Optio
 }
 
 /// Source for the default mode: libbpf's answer without reading kallsyms
-/// again — the record for the names where the kernel's lookup would
-/// differ (an ambiguous name fails as libbpf fails), the kernel's lookup
-/// for the rest. Falls back to the scan where no record can be had or the
-/// kernel refuses the lookup.
-fn kallsyms_through_kernel(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Option<Match>>> {
+/// again — from the per-boot kallsyms record (an ambiguous name fails as
+/// libbpf fails). Falls back to the scan where no record can be had
+/// (addresses hidden, saved files).
+fn kallsyms_from_record(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<Option<Match>>> {
     let (names, typeless) = kallsyms_wanted(externs);
     let mut facts = kernel.kallsyms_facts();
     let unknown: Vec<usize> = (0..names.len())
         .filter(|&i| !facts.answers.contains_key(names[i]))
         .collect();
-    if unknown.is_empty() {
-        return Ok(names[..typeless].iter().map(|n| facts.answers[*n]).collect());
-    }
-    let Some(record) = kernel.kallsyms_record(&mut facts)? else {
-        drop(facts);
-        return kallsyms_scanned(externs, kernel);
-    };
-    // The scan stops at the first ambiguity it meets, in file order.
-    let ambiguous = unknown
-        .iter()
-        .filter_map(|&i| match record.listed(names[i]) {
-            Some(&Listed::Ambiguous { first, second, line }) => Some((line, i, first, second)),
-            _ => None,
-        })
-        .min();
-    if let Some((_, i, first, second)) = ambiguous {
-        return Err(CoreError::KallsymsAmbiguous {
-            name: Name::new(names[i]),
-            first,
-            second,
-        }
-        .into());
-    }
-    let mut ask: Vec<Query<'_>> = Vec::new();
-    let mut asked: Vec<usize> = Vec::new();
-    for &i in &unknown {
-        match record.listed(names[i]) {
-            Some(Listed::Unique { addr, module }) => {
-                let m = match module {
-                    Some(m) => Match::in_module(*addr, m.as_bytes()),
-                    None => Match::new(*addr),
-                };
-                facts.answers.insert(names[i].to_vec(), Some(m));
-            }
-            // A typed variable's address is not used: only its ambiguity.
-            _ if i >= typeless => {}
-            _ => {
-                ask.push(Query::Address(names[i]));
-                asked.push(i);
-            }
-        }
-    }
-    if !ask.is_empty() {
-        kernel.note_in_kernel_lookup();
-    }
-    match inkernel::lookup(&ask) {
-        Ok((answers, _)) => {
-            for (&i, a) in asked.iter().zip(answers) {
-                let m = match a {
-                    Answer::Address(addr) => Some(record.answer(addr)),
-                    _ => None,
-                };
-                facts.answers.insert(names[i].to_vec(), m);
-            }
-        }
-        // Refused (no CAP_BPF, an old kernel, ...): libbpf's own scan.
-        Err(_) => {
+    if !unknown.is_empty() {
+        let Some(record) = kernel.kallsyms_record(&mut facts)? else {
             drop(facts);
             return kallsyms_scanned(externs, kernel);
+        };
+        let listed: Vec<(usize, Option<Listed<'_>>)> = unknown.iter().map(|&i| (i, record.lookup(names[i]))).collect();
+        // The scan stops at the first ambiguity it meets, in file order.
+        let ambiguous = listed
+            .iter()
+            .filter_map(|&(i, l)| match l {
+                Some(Listed::Ambiguous { first, second, line }) => Some((line, i, first, second)),
+                _ => None,
+            })
+            .min();
+        if let Some((_, i, first, second)) = ambiguous {
+            return Err(CoreError::KallsymsAmbiguous {
+                name: Name::new(names[i]),
+                first,
+                second,
+            }
+            .into());
+        }
+        for (i, l) in listed {
+            facts.answers.insert(names[i].to_vec(), l.and_then(Listed::to_match));
         }
     }
-    Ok(names[..typeless]
-        .iter()
-        .map(|n| facts.answers.get(*n).copied().flatten())
-        .collect())
+    Ok(names[..typeless].iter().map(|n| facts.answers[*n]).collect())
 }
 
 /// Source: typed variables and kfuncs in kernel BTF, in user space (vmlinux

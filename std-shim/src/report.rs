@@ -29,6 +29,51 @@ pub fn to_json(r: &Relocation) -> Value {
     json!({"externs": externs, "fd_array": r.fd_array, "sections": sections})
 }
 
+/// [`to_json`] written straight into `out` as text, without building the
+/// value tree (a thousand-ksym object's sections are ~15k numbers): what the
+/// command prints. The same document, byte for byte as `to_json(r).to_string()`.
+pub fn write_json(r: &Relocation, out: &mut String) {
+    out.push_str("{\"externs\":[");
+    for (i, e) in r.externs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&extern_json(e).to_string());
+    }
+    out.push_str("],\"fd_array\":[");
+    for (i, fd) in r.fd_array.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{fd}");
+    }
+    out.push_str("],\"sections\":[");
+    for (i, s) in r.sections.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"insns\":[");
+        for (j, insn) in s.insns.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "[{},{},{},{},{}]",
+                insn.code,
+                insn.dst_reg(),
+                insn.src_reg(),
+                insn.off(),
+                insn.imm()
+            );
+        }
+        out.push_str("],\"name\":");
+        out.push_str(&Value::from(s.name.as_str()).to_string());
+        out.push('}');
+    }
+    out.push_str("]}");
+}
+
 fn extern_json(e: &ExternReport) -> Value {
     let (btf_id, btf_obj_fd, slot, addr) = match e.resolution.outcome {
         Outcome::Btf {
@@ -154,4 +199,27 @@ pub fn to_table(r: &Relocation) -> String {
         let _ = writeln!(out, "fd_array: {:?}", r.fd_array);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksymrelo_core::insn::Insn;
+
+    #[test]
+    fn written_json_is_the_value_tree() {
+        let r = Relocation {
+            fd_array: vec![0, 7],
+            sections: vec![crate::RelocatedSection {
+                index: 3,
+                name: "sys\"call".into(),
+                insns: vec![Insn::new(0x18, 1, 3, -2, -5), Insn::new(0x85, 0, 2, 1, 77)],
+            }],
+            ..Default::default()
+        };
+        let mut text = String::new();
+        write_json(&r, &mut text);
+        assert_eq!(text, to_json(&r).to_string());
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), to_json(&r));
+    }
 }

@@ -167,3 +167,16 @@ fn the_in_kernel_resolver_answers_thousands_of_names_in_one_run() {
     }
     assert_eq!(answers[picked.len()], Answer::NotFound);
 }
+
+#[test]
+fn the_commands_json_writer_writes_the_report_value() {
+    if !gate("the_commands_json_writer_writes_the_report_value") {
+        return;
+    }
+    for fixture in ["mixed.bpf.o", "many_1000.bpf.o", "weak_kfuncs.bpf.o"] {
+        let r = relocate(&fixture_bytes(fixture), &Kernel::live()).unwrap();
+        let mut text = String::new();
+        ksymrelo_std::report::write_json(&r, &mut text);
+        assert_eq!(text, to_json(&r).to_string(), "{fixture}");
+    }
+}
