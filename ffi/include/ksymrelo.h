@@ -145,7 +145,7 @@ typedef struct ksymrelo_kernel_opts {
    Keep the per-boot kallsyms record (what the default mode needs from
    `/proc/kallsyms` to be exact without reading it on every call) in
    this file, shared with other processes: e.g. the `ksymrelo`
-   command's `/run/ksymrelo/kallsyms-record`. NULL: kept in the handle
+   command's `/run/ksymrelo/kallsyms-record.3`. NULL: kept in the handle
    only, no file written.
    */
   const char *kallsyms_record_path;

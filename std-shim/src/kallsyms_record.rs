@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use ksymrelo_core::kallsyms::Match;
 
 /// Where the `ksymrelo` command keeps its record (root only can write).
-pub const DEFAULT_PATH: &str = "/run/ksymrelo/kallsyms-record";
+/// The name carries the format's version, so that two ksymrelo versions on
+/// one machine keep a record each instead of rebuilding the other's.
+pub const DEFAULT_PATH: &str = "/run/ksymrelo/kallsyms-record.3";
 
 const MAGIC: &[u8; 8] = b"KSYMREC\x03";
 const HEADER: usize = 96;
