@@ -38,7 +38,7 @@ pub fn write_json(r: &Relocation, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&extern_json(e).to_string());
+        write_extern_json(e, out);
     }
     out.push_str("],\"fd_array\":[");
     for (i, fd) in r.fd_array.iter().enumerate() {
@@ -68,10 +68,74 @@ pub fn write_json(r: &Relocation, out: &mut String) {
             );
         }
         out.push_str("],\"name\":");
-        out.push_str(&Value::from(s.name.as_str()).to_string());
+        write_json_str(&s.name, out);
         out.push('}');
     }
     out.push_str("]}");
+}
+
+/// [`extern_json`] as text, keys in the value's (sorted) order.
+fn write_extern_json(e: &ExternReport, out: &mut String) {
+    let null_or = |v: Option<String>| v.unwrap_or_else(|| "null".to_owned());
+    let (btf_id, btf_obj_fd, slot, addr) = match e.resolution.outcome {
+        Outcome::Btf {
+            btf_id,
+            btf_obj_fd,
+            fd_array_slot,
+            ..
+        } => (
+            Some(btf_id.to_string()),
+            Some(btf_obj_fd.to_string()),
+            Some(fd_array_slot.to_string()),
+            None,
+        ),
+        Outcome::Address { addr } => (None, None, None, Some(format!("\"{addr:#x}\""))),
+        Outcome::Unresolved(_) => (None, None, None, None),
+    };
+    let _ = write!(
+        out,
+        "{{\"addr\":{},\"btf_id\":{},\"btf_obj_fd\":{},\"fd_array_slot\":{},\"kind\":\"{}\",\"module\":",
+        null_or(addr),
+        null_or(btf_id),
+        null_or(btf_obj_fd),
+        null_or(slot),
+        e.kind.as_str()
+    );
+    match &e.module {
+        Some(m) => write_json_str(m, out),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"name\":");
+    write_json_str(&e.name, out);
+    let _ = write!(
+        out,
+        ",\"poisoned\":{},\"resolved\":{},\"sites\":{},\"weak\":{}}}",
+        e.poisoned,
+        e.resolution.is_resolved(),
+        e.sites,
+        e.weak
+    );
+}
+
+/// A JSON string literal, escaped as serde_json escapes it.
+fn write_json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn extern_json(e: &ExternReport) -> Value {
@@ -208,7 +272,47 @@ mod tests {
 
     #[test]
     fn written_json_is_the_value_tree() {
+        use ksymrelo_core::object::ExternKind;
+        use ksymrelo_core::resolve::Resolution;
+        let report = |name: &str, module: Option<&str>, outcome| crate::ExternReport {
+            name: name.into(),
+            kind: ExternKind::Kfunc,
+            weak: true,
+            resolution: Resolution {
+                kind: ExternKind::Kfunc,
+                weak: true,
+                index: 0,
+                outcome,
+            },
+            module: module.map(str::to_owned),
+            sites: 2,
+            poisoned: false,
+        };
         let r = Relocation {
+            externs: vec![
+                report(
+                    "a\"b\\c\n\u{1}",
+                    Some("m\tod"),
+                    Outcome::Address {
+                        addr: 0xffff_ffff_8100_0000,
+                    },
+                ),
+                report(
+                    "k",
+                    None,
+                    Outcome::Btf {
+                        btf_id: 5,
+                        btf_obj_fd: -2,
+                        module: Some(0),
+                        fd_array_slot: 1,
+                    },
+                ),
+                report(
+                    "u",
+                    None,
+                    Outcome::Unresolved(ksymrelo_core::resolve::Unresolved::NotFound),
+                ),
+            ],
             fd_array: vec![0, 7],
             sections: vec![crate::RelocatedSection {
                 index: 3,
