@@ -87,7 +87,7 @@ fn table_lists_every_extern_with_its_outcome() {
         return;
     }
     let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o")]);
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("EXTERN"), "{text}");
     assert_eq!(text.lines().count(), 1 + 9, "{text}");
@@ -202,7 +202,7 @@ fn offline_btf_without_kallsyms_refuses_typeless_ksyms_clearly() {
     std::fs::remove_file(&saved).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o"), "--btf", "/sys/kernel/btf/vmlinux"]);
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
