@@ -19,6 +19,8 @@ fn main() {
         manifest.join("harness/libbpf_dump.c").display()
     );
     println!("cargo:rerun-if-env-changed=DEP_BPF_INCLUDE");
+    // Set by tests/vm/run.sh: a fully static harness (see build.sh).
+    println!("cargo:rerun-if-env-changed=KSYMRELO_HARNESS_STATIC");
 
     let result = match std::env::var_os("DEP_BPF_INCLUDE") {
         None => Err("libbpf-sys gave no DEP_BPF_INCLUDE".to_owned()),

@@ -381,6 +381,10 @@ impl Kernel {
             fd_value: fd.as_raw_fd(),
             fd: Some(fd),
         });
+        // A module name is loaded once at a time: a kept BTF object of the
+        // same name is of a module unloaded since. Let go of it (relocations
+        // holding it keep it open), as a listing would have.
+        list.retain(|x| x.name != m.name || x.fd.is_none());
         // Keep the list in BTF object id order, the search order.
         let at = list.partition_point(|x| x.id < id);
         list.insert(at, m.clone());

@@ -87,7 +87,7 @@ fn table_lists_every_extern_with_its_outcome() {
         return;
     }
     let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o")]);
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("EXTERN"), "{text}");
     assert_eq!(text.lines().count(), 1 + 9, "{text}");
@@ -202,7 +202,7 @@ fn offline_btf_without_kallsyms_refuses_typeless_ksyms_clearly() {
     std::fs::remove_file(&saved).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ksymrelo(&["resolve", &fixture("kfuncs.bpf.o"), "--btf", "/sys/kernel/btf/vmlinux"]);
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -440,6 +440,15 @@ fn doc(out: &std::process::Output) -> serde_json::Value {
 fn missing_externs_come_with_hints_and_close_names() {
     if !live() {
         return;
+    }
+    // The hints name kernel functions the fixtures rely on (Linux 6.4+).
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let btf = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
+    for f in ["bpf_iter_num_next", "bpf_task_release"] {
+        if btf.find_by_name_kind(f.as_bytes(), ksymrelo_core::btf::Kind::Func).unwrap().is_none() {
+            eprintln!("SKIP missing_externs_come_with_hints_and_close_names: this kernel has no {f}");
+            return;
+        }
     }
     let out = ksymrelo(&["resolve", &fixture("err_kfunc_typo.bpf.o"), "--json"]);
     assert_eq!(out.status.code(), Some(1));

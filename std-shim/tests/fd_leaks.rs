@@ -37,7 +37,8 @@ fn repeated_resolution_does_not_leak_fds() {
             // A new kernel each time: its vmlinux mapping, module fds and
             // kallsyms file are opened and must all be released.
             let kernel = Kernel::live();
-            assert_eq!(relocate(obj, &kernel).is_ok(), *ok);
+            let r = relocate(obj, &kernel);
+            assert_eq!(r.is_ok(), *ok, "{:?}", r.err().map(|e| e.to_string()));
         }
         let offline = Kernel::from_files(Some(std::path::Path::new("/sys/kernel/btf/vmlinux")), None);
         assert!(relocate(&objects[1].0, &offline).is_ok());

@@ -109,6 +109,29 @@ static void dump(const struct bpf_program *prog, const union bpf_attr *attr, int
 	dumped++;
 }
 
+#ifdef KSYMRELO_STATIC
+/* A static binary has no dynamic linker to find libc's syscall() with:
+ * make the system call here (x86-64 convention: number in rax, arguments
+ * in rdi, rsi, rdx, r10, r8, r9; -errno back in rax). */
+static long raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+#endif
+
 long syscall(long nr, ...)
 {
 	static long (*real)(long, ...);
@@ -121,9 +144,14 @@ long syscall(long nr, ...)
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
+#ifdef KSYMRELO_STATIC
+	(void)real;
+	ret = raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+#else
 	if (!real)
 		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
 	ret = real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+#endif
 	if (nr != __NR_bpf || a[0] != BPF_PROG_LOAD)
 		return ret;
 

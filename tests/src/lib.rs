@@ -207,6 +207,15 @@ pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
         }
     };
     let base = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
+    // modules.bpf.o also calls bpf_task_release (Linux 6.2 and later).
+    if base
+        .find_by_name_kind(b"bpf_task_release", ksymrelo_core::btf::Kind::Func)
+        .unwrap()
+        .is_none()
+    {
+        eprintln!("SKIP {test}: this kernel's vmlinux BTF has no bpf_task_release, which modules.bpf.o calls");
+        return None;
+    }
     let int = base
         .find_by_name_kind(b"int", ksymrelo_core::btf::Kind::Int)
         .unwrap()
@@ -271,4 +280,145 @@ pub fn generated_fits_this_kernel(fixture: &str, kallsyms: &HashMap<String, Vec<
         );
     }
     misfits.is_empty()
+}
+
+/// Whether `KSYMRELO_VM=1` (set by tests/vm/init): the kernel has the
+/// netfilter modules and data symbols in kallsyms, so the tests that need
+/// them must run, not skip.
+pub fn in_vm() -> bool {
+    std::env::var("KSYMRELO_VM").is_ok_and(|v| v == "1")
+}
+
+/// Whether the running kernel's vmlinux BTF has a FUNC `name` (a kfunc
+/// this kernel may offer; Debian's BTF has no kfunc tags to tell more).
+pub fn kernel_has_kfunc(name: &str) -> bool {
+    let Ok(data) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        return false;
+    };
+    let btf = ksymrelo_core::btf::Btf::parse(&data).expect("vmlinux BTF parses");
+    btf.find_by_name_kind(name.as_bytes(), ksymrelo_core::btf::Kind::Func)
+        .expect("vmlinux BTF lookup")
+        .is_some()
+}
+
+/// Gate for tests whose fixture calls kfuncs strongly: `true` when every
+/// strong kfunc extern of `fixture` (by its essential name) is a FUNC of
+/// vmlinux BTF. Otherwise prints a SKIP line naming the missing ones and
+/// returns `false`: the test does not apply to this kernel (Linux 6.1 has
+/// neither bpf_iter_num_* nor bpf_task_from_pid).
+pub fn fixture_kfuncs_in_vmlinux(test: &str, fixture: &str) -> bool {
+    let missing = missing_vmlinux_kfuncs(fixture);
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIP {test}: {fixture} calls kfuncs this kernel's vmlinux BTF lacks: {}",
+            missing.join(", ")
+        );
+    }
+    missing.is_empty()
+}
+
+/// The strong kfunc externs of `fixture` (essential names) that vmlinux
+/// BTF lacks, in extern order.
+pub fn missing_vmlinux_kfuncs(fixture: &str) -> Vec<String> {
+    let data = fixture_bytes(fixture);
+    let obj = ksymrelo_core::object::Object::parse(&data).unwrap();
+    let (externs, _) = externs_and_sites(&obj);
+    externs
+        .iter()
+        .filter(|e| e.kind == ksymrelo_core::object::ExternKind::Kfunc && !e.weak)
+        .map(|e| e.lookup_name().to_owned())
+        .filter(|n| !kernel_has_kfunc(n))
+        .fold(Vec::new(), |mut names, n| {
+            // Flavors share their essential name: list it once.
+            if !names.contains(&n) {
+                names.push(n);
+            }
+            names
+        })
+}
+
+/// Gate for tests that need kernel modules' BTF (`/sys/kernel/btf/NAME`):
+/// `true` when every one is there. Otherwise prints a SKIP line — or
+/// panics inside the VM suite ([`in_vm`]), which loads them.
+pub fn modules_loaded(test: &str, modules: &[&str]) -> bool {
+    let missing: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|m| std::fs::metadata(format!("/sys/kernel/btf/{m}")).is_err())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !in_vm(),
+        "{test}: module BTF of {missing:?} missing inside the VM suite"
+    );
+    eprintln!(
+        "SKIP {test}: module(s) {} not loaded (no /sys/kernel/btf/{}); tests/vm/run.sh loads them",
+        missing.join(", "),
+        missing[0]
+    );
+    false
+}
+
+/// Gate for tests that load typed ksym variables: the verifier finds their
+/// addresses with a kallsyms lookup, so kallsyms must list data symbols
+/// (`CONFIG_KALLSYMS_ALL`); `names` are checked. Otherwise a SKIP line, or
+/// a panic inside the VM suite.
+pub fn data_symbols_in_kallsyms(test: &str, names: &[&str]) -> bool {
+    let map = kallsyms_map();
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !map.contains_key(*n)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(!in_vm(), "{test}: {missing:?} not in kallsyms inside the VM suite");
+    eprintln!(
+        "SKIP {test}: kallsyms lists no {} (no data symbols: the verifier would refuse typed ksyms)",
+        missing.join(", ")
+    );
+    false
+}
+
+/// (major, minor) of the running kernel, from `/proc/sys/kernel/osrelease`.
+pub fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(['.', '-', '+']);
+    let mut num = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (num(), num())
+}
+
+/// The live BTF object of module `name` now: (id, an fd of it), by walking
+/// the kernel's BTF ids. `None` when no loaded module has that name.
+pub fn live_module_btf(name: &str) -> Option<(u32, std::os::fd::OwnedFd)> {
+    use std::os::fd::AsFd;
+    let mut id = 0;
+    while let Some(next) = ksymrelo_std::sys::btf_get_next_id(id).unwrap() {
+        id = next;
+        let Ok(fd) = ksymrelo_std::sys::btf_get_fd_by_id(id) else {
+            continue; // gone meanwhile
+        };
+        let info = ksymrelo_std::sys::btf_info(fd.as_fd()).unwrap();
+        if info.kernel_btf && info.name == name {
+            return Some((id, fd));
+        }
+    }
+    None
+}
+
+/// Checks that `fd` (a number found in instructions or an fd_array) is an
+/// open BTF object of module `module`, the one loaded now: its id is the
+/// module's current BTF id. Returns that id.
+pub fn assert_module_btf_fd(fd: i32, module: &str) -> u32 {
+    use std::os::fd::BorrowedFd;
+    assert!(fd > 0, "fd {fd} for {module}");
+    // SAFETY: only inspected while the relocation that holds it lives;
+    // btf_info refuses fds that are not BTF objects (closed ones fail).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let info = ksymrelo_std::sys::btf_info(borrowed)
+        .unwrap_or_else(|e| panic!("fd {fd} (for {module}) is not an open BTF object: {e}"));
+    assert_eq!(info.name, module, "fd {fd} is the BTF of another object");
+    assert!(info.kernel_btf, "fd {fd} is not kernel BTF");
+    let (live_id, _) = live_module_btf(module).unwrap_or_else(|| panic!("{module} is not loaded"));
+    assert_eq!(info.id, live_id, "fd {fd} is the BTF of an unloaded {module}");
+    info.id
 }

@@ -9,7 +9,10 @@ use ksymrelo_core::insn::{CALL, PSEUDO_KFUNC_CALL};
 use ksymrelo_std::load::{load_program, LoadOptions};
 use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
 use ksymrelo_std::{relocate, relocate_with, Kernel, Mode, Relocation};
-use ksymrelo_tests::{fixture_bytes, kallsyms_addr, kernel_usable, live_kernel_files};
+use ksymrelo_tests::{
+    assert_module_btf_fd, data_symbols_in_kallsyms, fixture_bytes, fixture_kfuncs_in_vmlinux, kallsyms_addr,
+    kernel_has_kfunc, kernel_usable, kernel_version, live_kernel_files, missing_vmlinux_kfuncs, modules_loaded,
+};
 
 /// Relocates `fixture` against the running kernel, loads its `syscall`
 /// section and runs it over a context of u64 words (`ctx_in`).
@@ -80,7 +83,8 @@ fn typeless_addresses_match_kallsyms() {
 
 #[test]
 fn kfuncs_run_with_weak_and_flavored_externs() {
-    if !gate("kfuncs_run_with_weak_and_flavored_externs") {
+    let test = "kfuncs_run_with_weak_and_flavored_externs";
+    if !gate(test) || !fixture_kfuncs_in_vmlinux(test, "kfuncs.bpf.o") {
         return;
     }
     let (r, c) = run("kfuncs.bpf.o", &[0, 0, 0, 0, 0, u64::from(std::process::id())]);
@@ -109,7 +113,7 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
 
 #[test]
 fn mixed_fixture_runs() {
-    if !gate("mixed_fixture_runs") {
+    if !gate("mixed_fixture_runs") || !fixture_kfuncs_in_vmlinux("mixed_fixture_runs", "mixed.bpf.o") {
         return;
     }
     let (_, c) = run("mixed.bpf.o", &[0, 0, 0, 0, 0, 0, 0, 0, u64::from(std::process::id())]);
@@ -173,13 +177,30 @@ fn weak_kfuncs_present_run_absent_are_skipped() {
     if !gate("weak_kfuncs_present_run_absent_are_skipped") {
         return;
     }
-    let (_, c) = run("weak_kfuncs.bpf.o", &[0; 3]);
-    assert_eq!(c, [1, 0, 3]);
+    let (r, c) = run("weak_kfuncs.bpf.o", &[0; 3]);
+    if kernel_has_kfunc("bpf_iter_num_new") {
+        assert_eq!(c, [1, 0, 3]);
+        return;
+    }
+    // A kernel without bpf_iter_num_* (before 6.4): the program still
+    // loads, its calls poisoned behind `if (f)` tests that read zeros.
+    assert_eq!(c, [0, 0, 0], "no iterator kfuncs here: nothing called");
+    let insns = &r.section("syscall").unwrap().insns;
+    for name in ["bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy"] {
+        let e = r.extern_named(name).unwrap();
+        assert!(!e.resolution.is_resolved() && e.poisoned, "{name}");
+        let poison = 2_002_000_000 + e.resolution.index as i32;
+        assert!(
+            insns.iter().any(|i| i.code == CALL && i.imm() == poison),
+            "{name}'s call poisoned"
+        );
+    }
 }
 
 #[test]
 fn multi_section_object_is_patched_identically_in_every_mode() {
-    if !gate("multi_section_object_is_patched_identically_in_every_mode") {
+    let test = "multi_section_object_is_patched_identically_in_every_mode";
+    if !gate(test) || !fixture_kfuncs_in_vmlinux(test, "multi_section.bpf.o") {
         return;
     }
     // Sites in `.text`, `syscall` and `xdp`: one in-kernel loader covers all
@@ -298,7 +319,7 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
 /// the xor of all addresses and the 8 stored one by one match kallsyms.
 fn many(n: usize) {
     let fixture = format!("many_{n}.bpf.o");
-    if !gate(&fixture) {
+    if !gate(&fixture) || !fixture_kfuncs_in_vmlinux(&fixture, &fixture) {
         return;
     }
     let kallsyms = ksymrelo_tests::kallsyms_map();
@@ -347,4 +368,403 @@ fn many_100_ksyms_run_in_every_mode() {
 #[test]
 fn many_1000_ksyms_run_in_every_mode() {
     many(1000);
+}
+
+// --- kernel modules and per-CPU variables (run in the VM suite) -------------
+
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const XDP_PASS: u32 = 2;
+
+/// Relocates `fixture` against `kernel` in `mode`; loads its `section` as
+/// a program of `prog_type` and runs it (XDP: over `packet`, returning the
+/// packet after the run; syscall: over `packet` as its context). The load
+/// error (with the verifier log) is returned as text.
+fn relocate_and_run(
+    fixture: &str,
+    kernel: &Kernel,
+    mode: Mode,
+    section: &str,
+    packet: &[u8],
+) -> (Relocation, Result<(u32, Vec<u8>), String>) {
+    use ksymrelo_std::sys::{prog_test_run_with, TestRun};
+    let r =
+        relocate_with(&fixture_bytes(fixture), kernel, mode).unwrap_or_else(|e| panic!("{fixture} ({mode:?}): {e}"));
+    let insns = &r.section(section).expect("the program's section").insns;
+    let xdp = section == "xdp";
+    let loaded = load_program(
+        insns,
+        &r.fd_array,
+        &LoadOptions {
+            prog_type: if xdp { BPF_PROG_TYPE_XDP } else { BPF_PROG_TYPE_SYSCALL },
+            license: c"GPL",
+            prog_flags: if xdp { 0 } else { BPF_F_SLEEPABLE },
+            expected_attach_type: 0,
+            name: Some("ksymrelo_e2e"),
+        },
+    );
+    let prog = match loaded {
+        Ok(p) => p,
+        Err(e) => {
+            let log = match &e {
+                ksymrelo_std::Error::Io { source, .. } => ksymrelo_std::sys::verifier_log(source).unwrap_or(""),
+                _ => "",
+            };
+            return (r, Err(format!("{e}\n{log}")));
+        }
+    };
+    let mut out = packet.to_vec();
+    let result = if xdp {
+        let mut data_out = vec![0u8; packet.len() + 256];
+        let res = prog_test_run_with(
+            prog.as_fd(),
+            &mut TestRun {
+                data_in: Some(packet),
+                data_out: Some(&mut data_out),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{fixture} ({mode:?}): test run: {e}"));
+        data_out.truncate(res.data_size_out as usize);
+        out = data_out;
+        res
+    } else {
+        prog_test_run(prog.as_fd(), Some(&mut out)).unwrap_or_else(|e| panic!("{fixture} ({mode:?}): test run: {e}"))
+    };
+    (r, Ok((result.retval, out)))
+}
+
+/// `__s32` words of a packet.
+fn words32(bytes: &[u8], n: usize) -> Vec<i32> {
+    bytes[..n * 4]
+        .chunks(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Every mode's relocation of one object with one [`Kernel`]: the same
+/// instructions, fd_array and report (fds included: a module has one fd in
+/// a Kernel, whichever mode found it).
+fn assert_modes_agree(fixture: &str, user: &Relocation, other: &Relocation, mode: Mode) {
+    assert_eq!(
+        other.sections, user.sections,
+        "{fixture}: {mode:?} mode patched differently"
+    );
+    assert_eq!(other.fd_array, user.fd_array, "{fixture}: {mode:?} fd_array");
+    assert_eq!(
+        ksymrelo_std::report::to_json(other),
+        ksymrelo_std::report::to_json(user),
+        "{fixture}: {mode:?} mode reports differently"
+    );
+}
+
+/// The kfunc call sites of `r`'s `section`: (extern name, off, imm).
+fn kfunc_calls(r: &Relocation, section: &str) -> Vec<(String, i16, i32)> {
+    let sec = r.section(section).unwrap();
+    r.sites
+        .iter()
+        .filter(|s| s.section == sec.index)
+        .filter(|s| s.kind == ksymrelo_core::object::SiteKind::Call)
+        .map(|s| {
+            let i = sec.insns[s.insn_idx as usize];
+            assert_eq!(i.code, CALL);
+            let name = r.externs[s.extern_idx as usize].name.clone();
+            if r.externs[s.extern_idx as usize].resolution.is_resolved() {
+                assert_eq!(i.src_reg(), PSEUDO_KFUNC_CALL, "{name}");
+            }
+            (name, i.off(), i.imm())
+        })
+        .collect()
+}
+
+/// The BTF ids of FUNCs or VARs in `module`'s BTF now (`"vmlinux"` for
+/// vmlinux's), by name. Looked up once per test: under TCG parsing
+/// vmlinux BTF takes a while.
+fn btf_ids(module: &str, names: &[&str], kind: ksymrelo_core::btf::Kind) -> std::collections::HashMap<String, u32> {
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let base = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
+    let data = if module == "vmlinux" {
+        Vec::new()
+    } else {
+        std::fs::read(format!("/sys/kernel/btf/{module}")).unwrap()
+    };
+    let split;
+    let btf = if module == "vmlinux" {
+        &base
+    } else {
+        split = ksymrelo_core::btf::Btf::parse_split(&data, &base).unwrap();
+        &split
+    };
+    names
+        .iter()
+        .map(|&n| {
+            let id = btf
+                .find_by_name_kind(n.as_bytes(), kind)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{n} not in {module}'s BTF"));
+            (n.to_owned(), id)
+        })
+        .collect()
+}
+
+/// kfuncs of nf_conntrack and nf_nat in one XDP program: one fd_array slot
+/// per module (1 and 2), the module BTF's slot in each call's `off`, the
+/// same result in every mode, and a program that runs: a lookup of a
+/// connection nobody made finds nothing (-ENOENT), an allocated one takes
+/// a NAT mapping and is inserted.
+#[test]
+fn kfuncs_of_two_modules_share_slots_per_module_and_run() {
+    let test = "kfuncs_of_two_modules_share_slots_per_module_and_run";
+    if !gate(test) || !modules_loaded(test, &["nf_conntrack", "nf_nat"]) {
+        return;
+    }
+    let fixture = "conntrack.bpf.o";
+    let kernel = Kernel::live();
+    let func = ksymrelo_core::btf::Kind::Func;
+    let mut ids = btf_ids(
+        "nf_conntrack",
+        &[
+            "bpf_xdp_ct_lookup",
+            "bpf_xdp_ct_alloc",
+            "bpf_ct_insert_entry",
+            "bpf_ct_release",
+        ],
+        func,
+    );
+    ids.extend(btf_ids("nf_nat", &["bpf_ct_set_nat_info"], func));
+    let mut user: Option<Relocation> = None;
+    for (n, mode) in [Mode::User, Mode::Kernel, Mode::Auto].into_iter().enumerate() {
+        // A source port of its own per run: each run inserts a connection.
+        let mut packet = vec![0u8; 64];
+        packet[..4].copy_from_slice(&(100 + n as u32).to_le_bytes());
+        let (r, run) = relocate_and_run(fixture, &kernel, mode, "xdp", &packet);
+        let (retval, out) = run.unwrap_or_else(|e| panic!("{fixture} ({mode:?}) refused: {e}"));
+        assert_eq!(retval, XDP_PASS, "{mode:?}");
+        assert_eq!(
+            words32(&out, 6),
+            [1, -2, 1, 0, 1, 0x6b73796d],
+            "{mode:?}: lookup NULL with -ENOENT, alloc, NAT set, inserted, marker"
+        );
+        assert_eq!(
+            r.fd_array.len(),
+            3,
+            "{mode:?}: slot 0 and one per module: {:?}",
+            r.fd_array
+        );
+        assert_eq!(r.fd_array[0], 0);
+        let ct_id = assert_module_btf_fd(r.fd_array[1], "nf_conntrack");
+        let nat_id = assert_module_btf_fd(r.fd_array[2], "nf_nat");
+        assert_ne!(ct_id, nat_id);
+        for (name, off, imm) in kfunc_calls(&r, "xdp") {
+            let (module, slot) = if name == "bpf_ct_set_nat_info" {
+                ("nf_nat", 2)
+            } else {
+                ("nf_conntrack", 1)
+            };
+            assert_eq!(off, slot, "{mode:?}: {name} calls through slot {slot}");
+            assert_eq!(imm as u32, ids[&name], "{name} in {module}");
+        }
+        for e in &r.externs {
+            let want = if e.name == "bpf_ct_set_nat_info" {
+                "nf_nat"
+            } else {
+                "nf_conntrack"
+            };
+            assert_eq!(e.module.as_deref(), Some(want), "{}", e.name);
+        }
+        let mut held: Vec<&str> = r.modules.iter().map(|m| m.name.as_str()).collect();
+        held.sort_unstable();
+        assert_eq!(held, ["nf_conntrack", "nf_nat"], "the relocation holds both modules");
+        match &user {
+            None => user = Some(r),
+            Some(u) => assert_modes_agree(fixture, u, &r, mode),
+        }
+    }
+}
+
+/// Typed per-CPU variables, vmlinux's (bpf_prog_active, runqueues: BTF
+/// object fd 0) and a module's (x_tables' xt_recseq: its BTF fd in the
+/// second ld_imm64 slot), loaded and run in every mode.
+#[test]
+fn typed_percpu_vars_of_vmlinux_and_a_module_run() {
+    let test = "typed_percpu_vars_of_vmlinux_and_a_module_run";
+    if !gate(test)
+        || !modules_loaded(test, &["x_tables"])
+        || !data_symbols_in_kallsyms(test, &["bpf_prog_active", "runqueues", "xt_recseq"])
+    {
+        return;
+    }
+    let fixture = "percpu.bpf.o";
+    let kernel = Kernel::live();
+    let kallsyms = ksymrelo_tests::kallsyms_map();
+    let var = ksymrelo_core::btf::Kind::Var;
+    let mut ids = btf_ids("vmlinux", &["bpf_prog_active", "runqueues"], var);
+    ids.extend(btf_ids("x_tables", &["xt_recseq"], var));
+    let mut user: Option<Relocation> = None;
+    for mode in [Mode::User, Mode::Kernel, Mode::Auto] {
+        let (r, run) = relocate_and_run(fixture, &kernel, mode, "syscall", &[0u8; 40]);
+        let (retval, ctx) = run.unwrap_or_else(|e| panic!("{fixture} ({mode:?}) refused: {e}"));
+        assert_eq!(retval, 0);
+        let c: Vec<u64> = ctx
+            .chunks(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        let (active, rq0, recseq_here, read, recseq0) = (c[0], c[1], c[2], c[3], c[4]);
+        assert!(active < 16, "{mode:?}: bpf_prog_active {active}");
+        assert_eq!(read as i64, 0, "{mode:?}: reading this CPU's xt_recseq");
+        assert_ne!(rq0, 0, "{mode:?}: CPU 0's runqueues");
+        assert_ne!(recseq0, 0, "{mode:?}: CPU 0's xt_recseq");
+        assert_ne!(recseq_here, 0, "{mode:?}: this CPU's xt_recseq");
+        // Both are CPU 0's copies: the same per-CPU offset from the
+        // symbols' kallsyms addresses.
+        assert_eq!(
+            rq0.wrapping_sub(kallsyms["runqueues"][0]),
+            recseq0.wrapping_sub(kallsyms["xt_recseq"][0]),
+            "{mode:?}: CPU 0's per-CPU offset"
+        );
+        assert!(r.fd_array.is_empty(), "variables need no fd_array");
+        let insns = &r.section("syscall").unwrap().insns;
+        let mut recseq_sites = 0;
+        for site in &r.sites {
+            let e = &r.externs[site.extern_idx as usize];
+            let i = site.insn_idx as usize;
+            let fd = match e.name.as_str() {
+                "xt_recseq" => {
+                    recseq_sites += 1;
+                    assert_module_btf_fd(insns[i + 1].imm(), "x_tables");
+                    insns[i + 1].imm()
+                }
+                _ => 0,
+            };
+            assert_eq!(
+                (insns[i].src_reg(), insns[i].imm() as u32, insns[i + 1].imm()),
+                (ksymrelo_core::insn::PSEUDO_BTF_ID, ids[&e.name], fd),
+                "{mode:?}: {}",
+                e.name
+            );
+        }
+        assert_eq!(recseq_sites, 2);
+        match &user {
+            None => user = Some(r),
+            Some(u) => assert_modes_agree(fixture, u, &r, mode),
+        }
+    }
+}
+
+/// typed.bpf.o, relocated everywhere, runs where kallsyms has data symbols.
+#[test]
+fn typed_vmlinux_vars_run() {
+    let test = "typed_vmlinux_vars_run";
+    if !gate(test) || !data_symbols_in_kallsyms(test, &["bpf_prog_active", "runqueues"]) {
+        return;
+    }
+    let (_, c) = run("typed.bpf.o", &[0; 4]);
+    assert!(c[0] < 16, "bpf_prog_active {}", c[0]);
+    assert_ne!(c[1], 0, "CPU 0's runqueues");
+    assert_eq!(c[3], 0, "the weak missing variable is NULL");
+}
+
+/// Weak module kfuncs behind bpf_ksym_exists(): an ld_imm64 of the
+/// function (BTF id, module BTF fd) before the call. Linux 6.4 and later
+/// load and run it; older verifiers refuse an ld_imm64 of a FUNC, which is
+/// asserted too.
+#[test]
+fn weak_module_kfuncs_with_ksym_exists() {
+    let test = "weak_module_kfuncs_with_ksym_exists";
+    if !gate(test) || !modules_loaded(test, &["nf_conntrack"]) {
+        return;
+    }
+    let fixture = "weak_module.bpf.o";
+    let kernel = Kernel::live();
+    let supports_ld_imm64_kfunc = kernel_version() >= (6, 4);
+    let ids = btf_ids(
+        "nf_conntrack",
+        &["bpf_xdp_ct_lookup", "bpf_ct_release"],
+        ksymrelo_core::btf::Kind::Func,
+    );
+    let mut user: Option<Relocation> = None;
+    for mode in [Mode::User, Mode::Kernel, Mode::Auto] {
+        let (r, run) = relocate_and_run(fixture, &kernel, mode, "xdp", &[0u8; 64]);
+        assert_eq!(r.fd_array.len(), 2, "{mode:?}: {:?}", r.fd_array);
+        let ct_fd = r.fd_array[1];
+        assert_module_btf_fd(ct_fd, "nf_conntrack");
+        let insns = &r.section("xdp").unwrap().insns;
+        let missing = r.extern_named("ksymrelo_missing_kfunc").unwrap();
+        assert!(missing.poisoned);
+        for site in &r.sites {
+            let e = &r.externs[site.extern_idx as usize];
+            let i = insns[site.insn_idx as usize];
+            match (site.kind, e.name.as_str()) {
+                (ksymrelo_core::object::SiteKind::Ld64, "ksymrelo_missing_kfunc") => {
+                    let hi = insns[site.insn_idx as usize + 1];
+                    assert_eq!((i.src_reg(), i.imm(), hi.imm()), (0, 0, 0));
+                }
+                (ksymrelo_core::object::SiteKind::Ld64, name) => {
+                    let hi = insns[site.insn_idx as usize + 1];
+                    assert_eq!(
+                        (i.src_reg(), i.imm() as u32, hi.imm()),
+                        (ksymrelo_core::insn::PSEUDO_BTF_ID, ids[name], ct_fd),
+                        "{mode:?}: {name}'s ld_imm64"
+                    );
+                }
+                (_, "ksymrelo_missing_kfunc") => {
+                    assert_eq!(
+                        (i.code, i.src_reg(), i.imm()),
+                        (CALL, 0, 2_002_000_000 + missing.resolution.index as i32)
+                    );
+                }
+                (_, name) => assert_eq!((i.src_reg(), i.off()), (PSEUDO_KFUNC_CALL, 1), "{mode:?}: {name}"),
+            }
+        }
+        match run {
+            Ok((retval, out)) => {
+                assert!(supports_ld_imm64_kfunc, "{mode:?}: loaded on a kernel before 6.4");
+                assert_eq!(retval, XDP_PASS);
+                assert_eq!(
+                    words32(&out, 2),
+                    [1, 0],
+                    "{mode:?}: present ones called, the missing one not"
+                );
+            }
+            Err(e) => {
+                assert!(!supports_ld_imm64_kfunc, "{mode:?}: refused: {e}");
+                assert!(e.contains("isn't KIND_VAR"), "{mode:?}: refused, not as expected: {e}");
+                eprintln!("{test}: refused as expected before 6.4 ({mode:?})");
+            }
+        }
+        match &user {
+            None => user = Some(r),
+            Some(u) => assert_modes_agree(fixture, u, &r, mode),
+        }
+    }
+}
+
+/// A kernel without some kfuncs a fixture calls (Linux 6.1: bpf_iter_num_*,
+/// bpf_task_from_pid): strong ones make every mode fail naming the first
+/// missing extern in libbpf's words; weak ones still load and run
+/// (weak_kfuncs_present_run_absent_are_skipped).
+#[test]
+fn strong_kfuncs_this_kernel_lacks_name_the_first_missing() {
+    let test = "strong_kfuncs_this_kernel_lacks_name_the_first_missing";
+    if !live_kernel_files(test) {
+        return;
+    }
+    let missing = missing_vmlinux_kfuncs("mixed.bpf.o");
+    let Some(first) = missing.first() else {
+        eprintln!("SKIP {test}: this kernel has every kfunc mixed.bpf.o calls");
+        return;
+    };
+    let kernel = Kernel::live();
+    let modes: &[Mode] = if kernel_usable(test) {
+        &[Mode::User, Mode::Kernel, Mode::Auto]
+    } else {
+        &[Mode::User]
+    };
+    for &mode in modes {
+        let err = relocate_with(&fixture_bytes("mixed.bpf.o"), &kernel, mode).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("extern (func ksym) '{first}': not found in kernel or module BTFs"),
+            "{mode:?}"
+        );
+    }
 }

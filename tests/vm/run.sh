@@ -35,12 +35,14 @@ TESTS=(
     'ksymrelo-tests modules'
     'ksymrelo-std fd_leaks'
     'ksymrelo-std cli'
+    'ksymrelo-tests differential'
+    'ksymrelo-tests module_lifetime'
 )
 
 # Per-kernel expected failures (a fixture needs what a kernel lacks).
 EXPECTED=$(dirname "$0")/expected-failures
 
-TIMEOUT=${KSYMRELO_VM_TIMEOUT:-150} # seconds per kernel, boot to power-off
+TIMEOUT=${KSYMRELO_VM_TIMEOUT:-480} # seconds per kernel, boot to power-off
 QEMU=${KSYMRELO_VM_QEMU:-qemu-system-x86_64}
 # KSYMRELO_VM_FACTS=1 logs kallsyms facts and `ksymrelo resolve` of every
 # fixture in the guest before the tests (about 30 s more per kernel).
@@ -160,7 +162,9 @@ build_tests() {
     say "building static test binaries"
     # Optimized (debug assertions stay on): under TCG an unoptimized build
     # spends minutes scanning /proc/kallsyms. No debug info: it is stripped.
-    json=$(RUSTFLAGS="-C target-feature=+crt-static" \
+    # KSYMRELO_HARNESS_STATIC: tests/build.rs links the libbpf 1.7
+    # differential harness statically too.
+    json=$(RUSTFLAGS="-C target-feature=+crt-static" KSYMRELO_HARNESS_STATIC=1 \
         CARGO_PROFILE_DEV_OPT_LEVEL=2 CARGO_PROFILE_DEV_DEBUG=0 \
         cargo test -j1 --no-run \
         --target "$target" --target-dir "$repo/target/vm-build" \
@@ -181,6 +185,15 @@ build_tests() {
                             and .target.name == "ksymrelo" and (.target.kind | index("bin")))
                      | .executable // empty' <<<"$json" | tail -n1)
     [ -n "$cli_exe" ] || die "no ksymrelo binary in cargo's output"
+    # The differential tests' libbpf harnesses: 1.7's at the path compiled
+    # into them (KSYMRELO_LIBBPF17_DUMP, from tests/build.rs), 1.1's built
+    # here (the guest has no compiler) and named by KSYMRELO_LIBBPF11_DUMP.
+    harness17=$(jq -r 'select(.reason == "build-script-executed" and (.package_id | contains("ksymrelo-tests")))
+                       | .env[]? | select(.[0] == "KSYMRELO_LIBBPF17_DUMP") | .[1]' <<<"$json" | tail -n1)
+    [ -n "$harness17" ] || die "the libbpf 1.7 harness was not built (see tests/build.rs's warning)"
+    harness11=$repo/target/vm-build/libbpf11_dump
+    KSYMRELO_HARNESS_STATIC=1 bash "$repo/tests/harness/build.sh" "$harness11" ||
+        die "cannot build the libbpf 1.1 harness (libbpf-dev installed?)"
 }
 
 # --- initramfs ----------------------------------------------------------------
@@ -214,6 +227,9 @@ stage_common() {
     done
     mkdir -p "$stage$(dirname "$cli_exe")"
     strip -o "$stage$cli_exe" "$cli_exe"
+    mkdir -p "$stage$(dirname "$harness17")"
+    strip -o "$stage$harness17" "$harness17"
+    strip -o "$stage/vm/bin/libbpf11_dump" "$harness11"
     # Fixtures at the absolute path compiled into the tests
     # (CARGO_MANIFEST_DIR of ksymrelo-tests; ksymrelo-std reaches them
     # through ../tests/fixtures, so its directory must exist too).
@@ -352,6 +368,7 @@ run_kernel() {
         echo "VM_REQUIRE=${KSYMRELO_REQUIRE_KERNEL:-0}"
         echo "VM_FACTS=${KSYMRELO_VM_FACTS:-0}"
         echo "VM_CLI=$cli_exe"
+        echo "VM_LIBBPF11=/vm/bin/libbpf11_dump"
         echo "VM_FIXTURES=$repo/tests/fixtures"
     } >"$stage/vm/conf"
     (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
