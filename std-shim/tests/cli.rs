@@ -445,7 +445,11 @@ fn missing_externs_come_with_hints_and_close_names() {
     let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
     let btf = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
     for f in ["bpf_iter_num_next", "bpf_task_release"] {
-        if btf.find_by_name_kind(f.as_bytes(), ksymrelo_core::btf::Kind::Func).unwrap().is_none() {
+        if btf
+            .find_by_name_kind(f.as_bytes(), ksymrelo_core::btf::Kind::Func)
+            .unwrap()
+            .is_none()
+        {
             eprintln!("SKIP missing_externs_come_with_hints_and_close_names: this kernel has no {f}");
             return;
         }
