@@ -306,7 +306,9 @@ unsafe fn deliver(
     // SAFETY: forwarded contract.
     unsafe {
         write_fd_array(fd_array, fd_array_len, fds);
-        give_result(result, ksymrelo_result::success(externs, modules));
+        if !result.is_null() {
+            give_result(result, ksymrelo_result::success(externs, modules));
+        }
     }
 }
 

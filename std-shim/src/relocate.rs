@@ -446,7 +446,10 @@ struct Parsed<'a> {
     sites: Vec<Site>,
 }
 
-fn parse(object: &[u8]) -> Result<Parsed<'_>> {
+/// Parses `object`; its BTF gets a full type index in `index` (the extern
+/// table resolves each extern's type through modifiers and typedefs: by id,
+/// O(1) with the index, a walk from the first type without).
+fn parse<'a>(object: &'a [u8], index: &'a mut Vec<u32>) -> Result<Parsed<'a>> {
     let obj = Object::parse(object)?;
     let count = obj.extern_count();
     if count == 0 {
@@ -457,7 +460,9 @@ fn parse(object: &[u8]) -> Result<Parsed<'_>> {
             sites: Vec::new(),
         });
     }
-    let btf = obj.btf()?;
+    let data = obj.btf_data().ok_or(ksymrelo_core::Error::NoObjectBtf)?;
+    index.resize(Btf::max_type_count(data).max(1), 0);
+    let btf = Btf::parse_indexed(data, None, index)?;
     let mut externs = vec![Extern::default(); count];
     let n = obj.externs(&btf, &mut externs)?.len();
     externs.truncate(n);
@@ -504,7 +509,8 @@ pub fn relocate(object: &[u8], kernel: &Kernel) -> Result<Relocation> {
 
 /// [`relocate`] in a chosen [`Mode`].
 pub fn relocate_with(object: &[u8], kernel: &Kernel, mode: Mode) -> Result<Relocation> {
-    let parsed = parse(object)?;
+    let mut index = Vec::new();
+    let parsed = parse(object, &mut index)?;
     let resolved = parsed.resolve(kernel, mode)?;
     let mut sections = Vec::new();
     for s in parsed.obj.exec_sections() {
@@ -550,7 +556,8 @@ pub fn relocate_in_place_if(
     accept: impl FnOnce(&Relocation) -> Result<()>,
 ) -> Result<Relocation> {
     let (resolutions, relocation) = {
-        let parsed = parse(object)?;
+        let mut index = Vec::new();
+        let parsed = parse(object, &mut index)?;
         let resolved = parsed.resolve(kernel, mode)?;
         let relocation = Relocation {
             externs: resolved.reports(&parsed.externs, &parsed.sites),
@@ -570,7 +577,8 @@ pub fn relocate_in_place_if(
 /// binding, number of sites), all unresolved: what a caller can still show
 /// when a relocation failed.
 pub fn list_externs(object: &[u8]) -> Result<Vec<ExternReport>> {
-    let parsed = parse(object)?;
+    let mut index = Vec::new();
+    let parsed = parse(object, &mut index)?;
     let mut out = vec![Resolution::default(); parsed.externs.len()];
     resolve::start(&parsed.externs, &mut out)?;
     let none = Resolved {
@@ -728,7 +736,8 @@ pub(crate) fn resolve_each(
     leave_out: impl Fn(&Extern<'_>) -> bool,
 ) -> Result<Vec<EachExtern>> {
     use crate::error::Reason;
-    let parsed = parse(object)?;
+    let mut index = Vec::new();
+    let parsed = parse(object, &mut index)?;
     let n = parsed.externs.len();
     let left_out: Vec<bool> = parsed.externs.iter().map(&leave_out).collect();
     let mut errors: Vec<Option<Error>> = (0..n).map(|_| None).collect();

@@ -237,8 +237,12 @@ pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
             }
         }
     }
-    // Errors, for the first failing extern in symbol order.
-    table.sort_unstable_by_key(|e| e.sym_idx);
+    // Errors, for the first failing extern in symbol order (sorted so only
+    // when there is one).
+    let failed = |e: &Extern<'_>| e.btf_id == 0 || matches!(e.index, BAD_LINKAGE | UNCLASSIFIED | OTHER_SECTION);
+    if table.iter().any(failed) {
+        table.sort_unstable_by_key(|e| e.sym_idx);
+    }
     for e in table.iter() {
         let name = || Name::from(e.name);
         if e.btf_id == 0 {

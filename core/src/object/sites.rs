@@ -44,6 +44,28 @@ pub(super) fn max_count(elf: &Elf<'_>) -> Result<usize> {
     Ok(n)
 }
 
+/// The extern of symbol `sym`, if it is one. A table in libbpf's order
+/// (kconfig run, then ksym run, each sorted by name) is searched by name in
+/// O(log n); any other table, and symbols that look like externs but are
+/// not found so, linearly.
+fn find_extern<'t, 'a>(elf: &Elf<'_>, externs: &'t [Extern<'a>], sym: u32) -> Option<&'t Extern<'a>> {
+    let symbol = elf.symbols().get(sym as usize)?;
+    if !super::externs::is_extern(symbol) {
+        return None;
+    }
+    if let Ok(name) = elf.symbol_name(symbol) {
+        let split = externs.partition_point(|e| e.kind == super::ExternKind::Kconfig);
+        for run in [&externs[..split], &externs[split..]] {
+            if let Ok(i) = run.binary_search_by(|e| e.name.as_bytes().cmp(name)) {
+                if run[i].sym_idx == sym {
+                    return Some(&run[i]);
+                }
+            }
+        }
+    }
+    externs.iter().find(|e| e.sym_idx == sym)
+}
+
 pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [Site]) -> Result<&'o mut [Site]> {
     let capacity = out.len();
     let mut n = 0usize;
@@ -69,7 +91,7 @@ pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [S
         })?;
         for rel in elf.rels(&rel_sec)? {
             let sym = rel.symbol();
-            let Some(ext) = externs.iter().find(|e| e.sym_idx == sym) else {
+            let Some(ext) = find_extern(elf, externs, sym) else {
                 if sym as usize >= elf.symbols().len() {
                     return Err(Error::Malformed {
                         what: "relocation symbol index",
