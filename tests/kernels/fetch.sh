@@ -53,7 +53,8 @@ cached_deb() {
     local dir
     for dir in ${KSYMRELO_DEBS:+"$KSYMRELO_DEBS"} "$cache"; do
         [ -d "$dir" ] || continue
-        find -L "$dir" -maxdepth 1 -name '*.deb' -printf '%f\n' | grep -E "$1" | sort -V | tail -n1 |
+        # No match is an empty answer, not a failure (pipefail, set -e).
+        { find -L "$dir" -maxdepth 1 -name '*.deb' -printf '%f\n' | grep -E "$1" || true; } | sort -V | tail -n1 |
             sed "s|^|$dir/|"
     done | head -n1
 }
