@@ -115,6 +115,27 @@ impl PartialEq for KallsymsRecord {
 /// Names per block of the index.
 const BLOCK: usize = 64;
 
+/// Whether `/proc/kallsyms` shows this process real addresses (any of its
+/// first lines non-zero; the very first may be a real zero). Reads a few
+/// KB, so the kernel formats only those lines.
+pub fn addresses_visible() -> bool {
+    let Ok(mut file) = File::open("/proc/kallsyms") else {
+        return false;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    buf[..len]
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').next())
+        .any(|addr| !addr.is_empty() && addr.iter().any(|&c| c != b'0'))
+}
+
 /// This boot's id (`/proc/sys/kernel/random/boot_id`).
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -572,15 +593,16 @@ impl KallsymsRecord {
     }
 
     /// Writes the record to `path` (a temporary file renamed over it, mode
-    /// 0644), creating its directory (mode 0755) if needed.
+    /// 0600: it holds every kernel address, which kallsyms shows only to
+    /// the privileged), creating its directory (mode 0700) if needed.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let tmp: PathBuf = dir.join(format!(".kallsyms-record.{}", std::process::id()));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         let written = file.write_all(&self.image()).and_then(|()| file.sync_data());
@@ -763,6 +785,8 @@ ffffffffa0001000 t other_fn\t[x_tables]
         let path = dir.join("sub").join("kallsyms-record");
         let r = KallsymsRecord::build(TEXT, "boot-1".into(), 5).unwrap();
         r.save(&path).unwrap();
+        // Every kernel address is in it: readable by its owner only.
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(KallsymsRecord::load(&path, "boot-1", 5).as_ref(), Some(&r));
         let loaded = KallsymsRecord::load(&path, "boot-1", 5).unwrap();
         for name in [

@@ -420,6 +420,12 @@ impl Kernel {
         if let Some(r) = &facts.record {
             return Ok(Some(r.clone()));
         }
+        // The record answers only what this process could read itself:
+        // where kallsyms hides addresses from it, libbpf fails, and so does
+        // the scan this falls back to.
+        if !kallsyms_record::addresses_visible() {
+            return Ok(None);
+        }
         let boot = kallsyms_record::boot_id();
         if let Some(path) = &self.record_path {
             if let Some(r) = KallsymsRecord::load(path, &boot, facts.signature) {

@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 		CHECK(relocate(k, mixed, mixed_len, NULL, NULL, &got) == 0 && !memcmp(got, ref, mixed_len), "%s",
 		      ksymrelo_last_error());
 		free(got);
-		CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644, "record written at %s", path);
+		CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "record written at %s, readable by its owner only", path);
 		ksymrelo_kernel_free(k);
 		CHECK(ksymrelo_kernel_open_live_opts(NULL, &k) == 0, "NULL kernel options");
 		ksymrelo_kernel_free(k);
