@@ -184,40 +184,18 @@ impl<'n, 'r> Matcher<'n, 'r> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let bad = Error::KallsymsLine { line: self.line_no };
-        // The same limit as for a line kept across chunks, so that how the
-        // text is chunked never changes the outcome.
-        if line.len() > MAX_LINE {
-            return Err(bad);
-        }
-        // ADDR
-        let sp = memchr::memchr(b' ', line).ok_or(bad)?;
-        let addr = parse_hex(&line[..sp]).ok_or(bad)?;
-        // TYPE
-        let rest = &line[sp + 1..];
-        let (&ty, rest) = rest.split_first().ok_or(bad)?;
-        if ty.is_ascii_whitespace() {
-            return Err(bad);
-        }
-        let rest = rest.strip_prefix(b" ").ok_or(bad)?;
-        // NAME, up to whitespace; then an optional `[module]`.
-        let end = rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len());
-        let name = &rest[..end];
-        if name.is_empty() {
-            return Err(bad);
-        }
+        let l = parse_line(line).ok_or(Error::KallsymsLine { line: self.line_no })?;
         self.lines += 1;
-        if addr != 0 {
+        if l.addr != 0 {
             self.all_zero = false;
         }
-        if self.candidate(name.len()) {
-            self.matched(name, addr, &rest[end..])?;
+        let module = l.module.unwrap_or(&[]);
+        if self.candidate(l.name.len()) {
+            self.matched(l.name, l.addr, module)?;
         }
-        if ty == b'd' {
-            if let Some(pos) = memchr::memmem::find(name, b".llvm.") {
-                if self.candidate(pos) {
-                    self.matched(&name[..pos], addr, &rest[end..])?;
-                }
+        if let Some(key) = l.llvm_key() {
+            if self.candidate(key.len()) {
+                self.matched(key, l.addr, module)?;
             }
         }
         Ok(())
@@ -227,7 +205,7 @@ impl<'n, 'r> Matcher<'n, 'r> {
         len < 512 && self.lengths[len / 64] & (1 << (len % 64)) != 0
     }
 
-    fn matched(&mut self, name: &[u8], addr: u64, tail: &[u8]) -> Result<()> {
+    fn matched(&mut self, name: &[u8], addr: u64, module: &[u8]) -> Result<()> {
         let names = self.names;
         let Ok(pos) = self.order.binary_search_by(|i| names[usize::from(*i)].cmp(name)) else {
             return Ok(());
@@ -237,7 +215,6 @@ impl<'n, 'r> Matcher<'n, 'r> {
         while first > 0 && names[usize::from(self.order[first - 1])] == name {
             first -= 1;
         }
-        let module = parse_module(tail);
         for k in first..self.order.len() {
             let i = usize::from(self.order[k]);
             if names[i] != name {
@@ -281,14 +258,60 @@ fn parse_hex(digits: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// The module name in a `\t[module]` tail (empty for none).
-fn parse_module(tail: &[u8]) -> &[u8] {
-    let start = tail.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(tail.len());
-    let t = &tail[start..];
-    match (t.first(), memchr::memchr(b']', t)) {
-        (Some(b'['), Some(end)) => &t[1..end],
-        _ => &[],
+/// One line of kallsyms text: `ADDR TYPE NAME[\t[MODULE]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line<'t> {
+    /// The address (zero where `kptr_restrict` hides it).
+    pub addr: u64,
+    /// The symbol type letter.
+    pub ty: u8,
+    /// The symbol name.
+    pub name: &'t [u8],
+    /// The module, if the line names a non-empty one.
+    pub module: Option<&'t [u8]>,
+}
+
+impl<'t> Line<'t> {
+    /// The second name this line also matches as: a `d` symbol's name
+    /// before a `.llvm.` suffix (libbpf's rule).
+    pub fn llvm_key(&self) -> Option<&'t [u8]> {
+        if self.ty != b'd' {
+            return None;
+        }
+        memchr::memmem::find(self.name, b".llvm.").map(|pos| &self.name[..pos])
     }
+}
+
+/// Parses one kallsyms line as the matcher reads it (whitespace-only lines
+/// are the caller's to skip); `None` for a malformed one, and for one longer
+/// than the matcher keeps across chunks, so that how the text is chunked
+/// never changes the outcome. The one reading of the format, shared with
+/// whoever must agree with the matcher (the std crate's kallsyms record).
+pub fn parse_line(line: &[u8]) -> Option<Line<'_>> {
+    if line.len() > MAX_LINE {
+        return None;
+    }
+    let sp = memchr::memchr(b' ', line)?;
+    let addr = parse_hex(&line[..sp])?;
+    let rest = &line[sp + 1..];
+    let (&ty, rest) = rest.split_first()?;
+    if ty.is_ascii_whitespace() {
+        return None;
+    }
+    let rest = rest.strip_prefix(b" ")?;
+    // NAME, up to whitespace; then an optional `[module]`.
+    let end = rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len());
+    let name = &rest[..end];
+    if name.is_empty() {
+        return None;
+    }
+    let tail = &rest[end..];
+    let t = &tail[tail.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(tail.len())..];
+    let module = match (t.first(), memchr::memchr(b']', t)) {
+        (Some(b'['), Some(close)) if close > 1 => Some(&t[1..close]),
+        _ => None,
+    };
+    Some(Line { addr, ty, name, module })
 }
 
 /// Matches `names` against a whole kallsyms text at once.

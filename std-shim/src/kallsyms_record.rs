@@ -197,8 +197,8 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 impl KallsymsRecord {
-    /// Builds the record from kallsyms `text`, read the same way as the core
-    /// matcher reads it. `None` when the text cannot stand for the scan:
+    /// Builds the record from kallsyms `text`, read by the core matcher's own
+    /// line parser ([`ksymrelo_core::kallsyms::parse_line`]). `None` when the text cannot stand for the scan:
     /// every address is zero (`kptr_restrict`), or a line is malformed (the
     /// scan itself reports those).
     pub fn build(text: &[u8], boot_id: String, modules: u64) -> Option<KallsymsRecord> {
@@ -211,9 +211,10 @@ impl KallsymsRecord {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let (addr, ty, name, module) = parse_line(line)?;
+            let l = ksymrelo_core::kallsyms::parse_line(line)?;
+            let (addr, name) = (l.addr, l.name);
             any_address |= addr != 0;
-            let module = module.map(|m| match module_names.iter().position(|&x| x == m) {
+            let module = l.module.map(|m| match module_names.iter().position(|&x| x == m) {
                 Some(i) => i as u32,
                 None => {
                     module_names.push(m);
@@ -222,10 +223,8 @@ impl KallsymsRecord {
             });
             owners.push((addr, module.map_or(0, |m| m + 1)));
             record(&mut seen, name, addr, module, line_no);
-            if ty == b'd' {
-                if let Some(pos) = memchr::memmem::find(name, b".llvm.") {
-                    record(&mut seen, &name[..pos], addr, module, line_no);
-                }
+            if let Some(key) = l.llvm_key() {
+                record(&mut seen, key, addr, module, line_no);
             }
         }
         if !any_address || module_names.len() >= usize::from(u16::MAX) {
@@ -637,37 +636,6 @@ fn record<'t>(seen: &mut HashMap<&'t [u8], Seen>, key: &'t [u8], addr: u64, modu
     if s.first != addr && s.second.is_none() {
         s.second = Some((addr, line));
     }
-}
-
-/// One kallsyms line: address, type, name, module.
-type Line<'t> = (u64, u8, &'t [u8], Option<&'t [u8]>);
-
-/// `ADDR TYPE NAME[\t[MODULE]]`, as the core matcher reads it.
-fn parse_line(line: &[u8]) -> Option<Line<'_>> {
-    let sp = memchr::memchr(b' ', line)?;
-    let digits = &line[..sp];
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
-    }
-    let addr = u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
-    let rest = &line[sp + 1..];
-    let (&ty, rest) = rest.split_first()?;
-    if ty.is_ascii_whitespace() {
-        return None;
-    }
-    let rest = rest.strip_prefix(b" ")?;
-    let end = rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len());
-    let name = &rest[..end];
-    if name.is_empty() || line.len() > 1024 {
-        return None;
-    }
-    let tail = &rest[end..];
-    let t = &tail[tail.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(tail.len())..];
-    let module = match (t.first(), memchr::memchr(b']', t)) {
-        (Some(b'['), Some(close)) => Some(&t[1..close]),
-        _ => None,
-    };
-    Some((addr, ty, name, module))
 }
 
 /// Reads a whole kallsyms file.
