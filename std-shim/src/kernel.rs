@@ -410,10 +410,16 @@ impl Kernel {
     }
 
     /// The per-boot kallsyms record of the running kernel: kept, loaded from
-    /// the record file, or built from `/proc/kallsyms` (and saved to the
-    /// record file, if one is set). `None` when kallsyms hides its addresses
-    /// from this process, or is not the running kernel's.
-    pub(crate) fn kallsyms_record(&self, facts: &mut KallsymsFacts) -> Result<Option<Arc<KallsymsRecord>>> {
+    /// the record file, or — with `build` — built from `/proc/kallsyms` (and
+    /// saved to the record file, if one is set). `None` when kallsyms is not
+    /// the running kernel's, when it hides its addresses from this process
+    /// (checked with `build`, for a record that will answer addresses), or
+    /// when there is none to load and `build` is false.
+    pub(crate) fn kallsyms_record(
+        &self,
+        facts: &mut KallsymsFacts,
+        build: bool,
+    ) -> Result<Option<Arc<KallsymsRecord>>> {
         if !self.kallsyms_is_live() {
             return Ok(None);
         }
@@ -422,8 +428,9 @@ impl Kernel {
         }
         // The record answers only what this process could read itself:
         // where kallsyms hides addresses from it, libbpf fails, and so does
-        // the scan this falls back to.
-        if !kallsyms_record::addresses_visible() {
+        // the scan this falls back to. (Without `build` only module names
+        // of addresses the caller already has are asked of it.)
+        if build && !kallsyms_record::addresses_visible() {
             return Ok(None);
         }
         let boot = kallsyms_record::boot_id();
@@ -434,6 +441,9 @@ impl Kernel {
                 facts.record = Some(r.clone());
                 return Ok(Some(r));
             }
+        }
+        if !build {
+            return Ok(None);
         }
         let text = kallsyms_record::read_text(Path::new(PROC_KALLSYMS))
             .map_err(|e| Error::io(format!("reading {PROC_KALLSYMS}"), e))?;
@@ -449,17 +459,6 @@ impl Kernel {
         let r = Arc::new(r);
         facts.record = Some(r.clone());
         Ok(Some(r))
-    }
-
-    /// The kept record, without building one.
-    pub(crate) fn kept_kallsyms_record(&self, facts: &mut KallsymsFacts) -> Option<Arc<KallsymsRecord>> {
-        if facts.record.is_none() && self.kallsyms_is_live() {
-            let path = self.record_path.as_ref()?;
-            let r = KallsymsRecord::load(path, &kallsyms_record::boot_id(), facts.signature)?;
-            bump(&self.counters.record_loads);
-            facts.record = Some(Arc::new(r));
-        }
-        facts.record.clone()
     }
 
     /// Streams kallsyms through matchers for `names`, in large reads.

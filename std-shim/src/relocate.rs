@@ -289,7 +289,7 @@ fn kallsyms_from_record(externs: &[Extern<'_>], kernel: &Kernel) -> Result<Vec<O
         .filter(|&i| !facts.answers.contains_key(names[i]))
         .collect();
     if !unknown.is_empty() {
-        let Some(record) = kernel.kallsyms_record(&mut facts)? else {
+        let Some(record) = kernel.kallsyms_record(&mut facts, true)? else {
             drop(facts);
             return kallsyms_scanned(externs, kernel);
         };
@@ -409,7 +409,9 @@ fn all_through_kernel(
     }
     let record: Option<Arc<KallsymsRecord>> = {
         let mut facts = kernel.kallsyms_facts();
-        kernel.kept_kallsyms_record(&mut facts)
+        // Only for reporting modules: a record is read if there is one,
+        // never built (kernel mode reads no file of its own).
+        kernel.kallsyms_record(&mut facts, false).ok().flatten()
     };
     for (i, (r, q)) in out.iter_mut().zip(which).enumerate() {
         let Some(q) = q else { continue };
