@@ -2,11 +2,9 @@
 //! registers, opcodes by name, and forward jumps to labels that are
 //! resolved once at the end, so no jump distance is counted by hand.
 
+use crate::bpf::{op, pseudo};
 use crate::error::{Error, Result};
-use crate::insn::{Insn, CALL, EXIT, LD_IMM64};
-
-/// `src_reg` of an `ld_imm64` of a BPF function (a callback).
-pub const PSEUDO_FUNC: u8 = 4;
+use crate::insn::Insn;
 
 /// A BPF register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,56 +22,6 @@ pub enum Reg {
     R8,
     R9,
     R10,
-}
-
-/// Opcodes (class | op | source) the emitters use.
-pub mod op {
-    /// `dst = imm` (64-bit).
-    pub const MOV64_IMM: u8 = 0xb7;
-    /// `dst = src` (64-bit).
-    pub const MOV64_REG: u8 = 0xbf;
-    /// `dst += imm`.
-    pub const ADD64_IMM: u8 = 0x07;
-    /// `dst += src`.
-    pub const ADD64_REG: u8 = 0x0f;
-    /// `dst <<= imm`.
-    pub const LSH64_IMM: u8 = 0x67;
-    /// `dst >>= imm` (logical).
-    pub const RSH64_IMM: u8 = 0x77;
-    /// `dst &= imm`.
-    pub const AND64_IMM: u8 = 0x57;
-    /// `goto +off`.
-    pub const JA: u8 = 0x05;
-    /// `if dst == imm goto +off`.
-    pub const JEQ_IMM: u8 = 0x15;
-    /// `if dst != imm goto +off`.
-    pub const JNE_IMM: u8 = 0x55;
-    /// `if dst > imm goto +off` (unsigned).
-    pub const JGT_IMM: u8 = 0x25;
-    /// `if dst >= imm goto +off` (unsigned).
-    pub const JGE_IMM: u8 = 0x35;
-    /// `if dst s>= imm goto +off`.
-    pub const JSGE_IMM: u8 = 0x75;
-    /// `dst = *(u8 *)(src + off)`.
-    pub const LDX_B: u8 = 0x71;
-    /// `dst = *(u16 *)(src + off)`.
-    pub const LDX_H: u8 = 0x69;
-    /// `dst = *(u32 *)(src + off)`.
-    pub const LDX_W: u8 = 0x61;
-    /// `dst = *(u64 *)(src + off)`.
-    pub const LDX_DW: u8 = 0x79;
-    /// `*(u8 *)(dst + off) = src`.
-    pub const STX_B: u8 = 0x73;
-    /// `*(u16 *)(dst + off) = src`.
-    pub const STX_H: u8 = 0x6b;
-    /// `*(u32 *)(dst + off) = src`.
-    pub const STX_W: u8 = 0x63;
-    /// `*(u64 *)(dst + off) = src`.
-    pub const STX_DW: u8 = 0x7b;
-    /// `*(u16 *)(dst + off) = imm`.
-    pub const ST_H: u8 = 0x6a;
-    /// `*(u32 *)(dst + off) = imm`.
-    pub const ST_W: u8 = 0x62;
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].
@@ -163,17 +111,17 @@ impl<'b> Asm<'b> {
 
     /// `call helper`.
     pub fn call_helper(&mut self, helper: i32) -> Result<()> {
-        self.put(Insn::new(CALL, 0, 0, 0, helper))
+        self.put(Insn::new(op::CALL, 0, 0, 0, helper))
     }
 
     /// `exit`.
     pub fn exit(&mut self) -> Result<()> {
-        self.put(Insn::new(EXIT, 0, 0, 0, 0))
+        self.put(Insn::new(op::EXIT, 0, 0, 0, 0))
     }
 
     /// A two-slot `ld_imm64 dst` with this `src_reg` and immediates.
     pub fn ld_imm64(&mut self, dst: Reg, src_reg: u8, imm: i32, next_imm: i32) -> Result<()> {
-        self.put(Insn::new(LD_IMM64, dst as u8, src_reg, 0, imm))?;
+        self.put(Insn::new(op::LD_IMM64, dst as u8, src_reg, 0, imm))?;
         self.put(Insn::new(0, 0, 0, 0, next_imm))
     }
 
@@ -212,7 +160,7 @@ impl<'b> Asm<'b> {
     /// helpers that take a callback.
     pub fn ld_func(&mut self, dst: Reg, label: Label) -> Result<()> {
         self.refer(label, Fixup::FuncImm)?;
-        self.ld_imm64(dst, PSEUDO_FUNC, 0, 0)
+        self.ld_imm64(dst, pseudo::FUNC, 0, 0)
     }
 
     fn refer(&mut self, label: Label, fixup: Fixup) -> Result<()> {

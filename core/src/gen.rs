@@ -22,41 +22,11 @@
 
 use core::fmt;
 
+use crate::bpf::{helper, op::*, pseudo, ENOENT};
+use crate::btf::Kind;
 use crate::error::{Error, Result};
-use crate::insn::{Insn, CALL, EXIT, LD_IMM64, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, PSEUDO_MAP_IDX_VALUE};
+use crate::insn::Insn;
 use crate::object::{Extern, ExternKind, Site, SiteKind};
-
-/// `BPF_FUNC_btf_find_by_name_kind`.
-pub const HELPER_BTF_FIND_BY_NAME_KIND: i32 = 167;
-/// `BPF_FUNC_sys_close`.
-pub const HELPER_SYS_CLOSE: i32 = 168;
-/// `BPF_FUNC_kallsyms_lookup_name`.
-pub const HELPER_KALLSYMS_LOOKUP_NAME: i32 = 179;
-/// `BTF_KIND_VAR`.
-const KIND_VAR: i32 = 14;
-/// `BTF_KIND_FUNC`.
-const KIND_FUNC: i32 = 12;
-/// `ENOENT`.
-const ENOENT: i32 = 2;
-
-// Opcodes the loader uses.
-const MOV64_IMM: u8 = 0xb7;
-const MOV64_REG: u8 = 0xbf;
-const RSH64_IMM: u8 = 0x77;
-const AND64_IMM: u8 = 0x57;
-const JA: u8 = 0x05;
-const JEQ_IMM: u8 = 0x15;
-const JNE_IMM: u8 = 0x55;
-const JSGE_IMM: u8 = 0x75;
-const LDX_W: u8 = 0x61;
-const LDX_H: u8 = 0x69;
-const LDX_B: u8 = 0x71;
-const LDX_DW: u8 = 0x79;
-const STX_W: u8 = 0x63;
-const STX_H: u8 = 0x6b;
-const STX_B: u8 = 0x73;
-const ST_W: u8 = 0x62;
-const ST_H: u8 = 0x6a;
 
 /// Options of the emitter.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,8 +87,10 @@ impl<'e> Plan<'_, 'e> {
         Ok(match (e.kind, site.kind) {
             (ExternKind::Kconfig, _) => None,
             (ExternKind::Typeless, SiteKind::Ld64) => Some(Lookup::Typeless),
-            (ExternKind::Typed, SiteKind::Ld64) => Some(Lookup::Btf { kind: KIND_VAR }),
-            (ExternKind::Kfunc, SiteKind::Ld64) => Some(Lookup::Btf { kind: KIND_FUNC }),
+            (ExternKind::Typed, SiteKind::Ld64) => Some(Lookup::Btf { kind: Kind::Var as i32 }),
+            (ExternKind::Kfunc, SiteKind::Ld64) => Some(Lookup::Btf {
+                kind: Kind::Func as i32,
+            }),
             (ExternKind::Kfunc, SiteKind::Call) => Some(Lookup::Kfunc),
             (_, SiteKind::Call) => {
                 return Err(Error::Mismatch {
@@ -244,12 +216,12 @@ pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> R
         let i = site.insn_idx as usize;
         match plan.lookup(site)? {
             Some(Lookup::Btf { .. }) => {
-                insns[i].set_src_reg(PSEUDO_BTF_ID);
+                insns[i].set_src_reg(pseudo::BTF_ID);
                 insns[i].set_imm(0);
                 insns[i + 1].set_imm(0);
             }
             Some(Lookup::Kfunc) => {
-                insns[i].set_src_reg(PSEUDO_KFUNC_CALL);
+                insns[i].set_src_reg(pseudo::KFUNC_CALL);
                 insns[i].set_imm(0);
                 insns[i].set_off(0);
             }
@@ -261,10 +233,7 @@ pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> R
 
 fn check_site(insns: &[Insn], site: &Site) -> Result<()> {
     let i = site.insn_idx as usize;
-    let ok = match site.kind {
-        SiteKind::Call => insns.get(i).is_some_and(Insn::is_call),
-        SiteKind::Ld64 => insns.get(i).is_some_and(Insn::is_ld_imm64) && i + 1 < insns.len(),
-    };
+    let ok = site.kind.matches(insns, i);
     if ok {
         Ok(())
     } else {
@@ -348,7 +317,7 @@ impl Emitter<'_> {
 
     /// `dst = &map[0].value[off]`
     fn map_ptr(&mut self, dst: u8, off: u32) -> Result<()> {
-        self.op(LD_IMM64, dst, PSEUDO_MAP_IDX_VALUE, 0, 0)?;
+        self.op(LD_IMM64, dst, pseudo::MAP_IDX_VALUE, 0, 0)?;
         self.op(0, 0, 0, 0, off as i32)
     }
 }
@@ -368,7 +337,7 @@ fn abort_unless_ok(e: &mut Emitter<'_>, layout: &Layout, extern_idx: u32) -> Res
 fn btf_find(e: &mut Emitter<'_>, kind: i32) -> Result<()> {
     e.op(MOV64_IMM, 3, 0, 0, kind)?;
     e.op(MOV64_IMM, 4, 0, 0, 0)?;
-    e.op(CALL, 0, 0, 0, HELPER_BTF_FIND_BY_NAME_KIND)?;
+    e.op(CALL, 0, 0, 0, helper::BTF_FIND_BY_NAME_KIND)?;
     e.op(MOV64_REG, 7, 0, 0, 0)
 }
 
@@ -425,7 +394,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
             Lookup::Typeless => {
                 e.op(MOV64_IMM, 3, 0, 0, 0)?;
                 e.map_ptr(4, slot_off)?;
-                e.op(CALL, 0, 0, 0, HELPER_KALLSYMS_LOOKUP_NAME)?;
+                e.op(CALL, 0, 0, 0, helper::KALLSYMS_LOOKUP_NAME)?;
                 e.op(MOV64_REG, 7, 0, 0, 0)?;
                 // -ENOENT: address 0 (the slot stays zero).
                 e.op(JEQ_IMM, 7, 0, 7, -ENOENT)?;
@@ -456,7 +425,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
             }
             Lookup::Kfunc => {
                 fd_slot += 1;
-                btf_find(e, KIND_FUNC)?;
+                btf_find(e, Kind::Func as i32)?;
                 if ext.weak {
                     // Missing: imm 0, off 0 (poisoning is user space's).
                     e.op(JSGE_IMM, 7, 0, 3, 0)?;
@@ -496,7 +465,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
             e.map_ptr(2, fd_at)?;
             e.op(LDX_W, 1, 2, 0, 0)?;
             e.op(JEQ_IMM, 1, 0, 1, 0)?;
-            e.op(CALL, 0, 0, 0, HELPER_SYS_CLOSE)?;
+            e.op(CALL, 0, 0, 0, helper::SYS_CLOSE)?;
         }
     }
     e.op(MOV64_IMM, 0, 0, 0, 0)?;
@@ -543,7 +512,7 @@ pub fn disasm(insns: &[Insn], out: &mut impl fmt::Write) -> fmt::Result {
         let (d, s, off, imm) = (x.dst_reg(), x.src_reg(), x.off(), x.imm());
         write!(out, "{i:4}: ")?;
         match x.code {
-            LD_IMM64 if s == PSEUDO_MAP_IDX_VALUE => {
+            LD_IMM64 if s == pseudo::MAP_IDX_VALUE => {
                 let next = insns.get(i + 1).map_or(0, |n| n.imm());
                 writeln!(out, "r{d} = map[{imm}][+{next}]")?;
                 i += 1;
@@ -569,9 +538,9 @@ pub fn disasm(insns: &[Insn], out: &mut impl fmt::Write) -> fmt::Result {
             STX_B | STX_H | STX_W => writeln!(out, "*({} *)(r{d} {off:+}) = r{s}", size_name(x.code))?,
             ST_H | ST_W => writeln!(out, "*({} *)(r{d} {off:+}) = {imm}", size_name(x.code))?,
             CALL => match imm {
-                HELPER_BTF_FIND_BY_NAME_KIND => writeln!(out, "call bpf_btf_find_by_name_kind#{imm}")?,
-                HELPER_KALLSYMS_LOOKUP_NAME => writeln!(out, "call bpf_kallsyms_lookup_name#{imm}")?,
-                HELPER_SYS_CLOSE => writeln!(out, "call bpf_sys_close#{imm}")?,
+                helper::BTF_FIND_BY_NAME_KIND => writeln!(out, "call bpf_btf_find_by_name_kind#{imm}")?,
+                helper::KALLSYMS_LOOKUP_NAME => writeln!(out, "call bpf_kallsyms_lookup_name#{imm}")?,
+                helper::SYS_CLOSE => writeln!(out, "call bpf_sys_close#{imm}")?,
                 _ => writeln!(out, "call #{imm}")?,
             },
             EXIT => writeln!(out, "exit")?,
@@ -678,13 +647,13 @@ mod tests {
         // Typed `v` at 4: marked, id and fd cleared.
         assert_eq!(
             (insns[4].src_reg(), insns[4].imm(), insns[5].imm()),
-            (PSEUDO_BTF_ID, 0, 0)
+            (pseudo::BTF_ID, 0, 0)
         );
         // Kfunc calls at 6 and 7: marked, id and slot cleared.
         for i in [6, 7] {
             assert_eq!(
                 (insns[i].src_reg(), insns[i].imm(), insns[i].off()),
-                (PSEUDO_KFUNC_CALL, 0, 0)
+                (pseudo::KFUNC_CALL, 0, 0)
             );
         }
         // Typeless sites are the loader's alone.
@@ -741,12 +710,12 @@ mod tests {
         let (layout, loader, blob) = generate(GenOptions::default());
         let calls = |id| loader.iter().filter(|x| x.code == CALL && x.imm() == id).count();
         assert_eq!(
-            calls(HELPER_KALLSYMS_LOOKUP_NAME),
+            calls(helper::KALLSYMS_LOOKUP_NAME),
             1,
             "vfs_read looked up once for 3 sites"
         );
-        assert_eq!(calls(HELPER_BTF_FIND_BY_NAME_KIND), 3);
-        assert_eq!(calls(HELPER_SYS_CLOSE), 0);
+        assert_eq!(calls(helper::BTF_FIND_BY_NAME_KIND), 3);
+        assert_eq!(calls(helper::SYS_CLOSE), 0);
         let names = &blob[layout.names_off as usize..layout.slots_off as usize];
         assert_eq!(
             names,
@@ -755,15 +724,15 @@ mod tests {
         assert_eq!(layout.fd_array_len, 3);
         // Pre-patched markers are in the blob's copy.
         let insns = patched_insns(&blob, &layout).unwrap();
-        assert_eq!(insns[4].src_reg(), PSEUDO_BTF_ID);
-        assert_eq!(insns[6].src_reg(), PSEUDO_KFUNC_CALL);
+        assert_eq!(insns[4].src_reg(), pseudo::BTF_ID);
+        assert_eq!(insns[6].src_reg(), pseudo::KFUNC_CALL);
         assert_eq!(insns[0].src_reg(), 0);
         assert_eq!(status(&blob, &layout), None);
         let (_, with_cleanup, _) = generate(GenOptions { base: 0, cleanup: true });
         assert_eq!(
             with_cleanup
                 .iter()
-                .filter(|x| x.code == CALL && x.imm() == HELPER_SYS_CLOSE)
+                .filter(|x| x.code == CALL && x.imm() == helper::SYS_CLOSE)
                 .count(),
             3
         );

@@ -4,33 +4,8 @@
 use zerocopy::little_endian::{I16, I32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::bpf::op;
 use crate::error::{Error, Result};
-
-/// `BPF_LD | BPF_IMM | BPF_DW`: the two-slot 64-bit immediate load.
-pub const LD_IMM64: u8 = 0x18;
-/// `BPF_JMP | BPF_CALL`.
-pub const CALL: u8 = 0x85;
-/// `BPF_JMP | BPF_EXIT`.
-pub const EXIT: u8 = 0x95;
-
-/// `src_reg` of a call to a BPF-to-BPF function.
-pub const PSEUDO_CALL: u8 = 1;
-/// `src_reg` of a kfunc call (imm = BTF id, off = fd_array slot).
-pub const PSEUDO_KFUNC_CALL: u8 = 2;
-/// `src_reg` of an `ld_imm64` of a kernel BTF object (imm = BTF id, next imm = BTF fd).
-pub const PSEUDO_BTF_ID: u8 = 3;
-/// `src_reg` of an `ld_imm64` of a map by fd.
-pub const PSEUDO_MAP_FD: u8 = 1;
-/// `src_reg` of an `ld_imm64` of a map value by fd.
-pub const PSEUDO_MAP_VALUE: u8 = 2;
-/// `src_reg` of an `ld_imm64` of a map by fd_array index.
-pub const PSEUDO_MAP_IDX: u8 = 5;
-/// `src_reg` of an `ld_imm64` of a map value by fd_array index.
-pub const PSEUDO_MAP_IDX_VALUE: u8 = 6;
-
-/// Base of the `imm` of a poisoned (unresolved weak) kfunc call; libbpf adds
-/// the extern's index.
-pub const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
 
 /// One BPF instruction, laid out exactly as `struct bpf_insn` on a
 /// little-endian machine.
@@ -104,12 +79,12 @@ impl Insn {
 
     /// Whether this is the first slot of an `ld_imm64`.
     pub fn is_ld_imm64(&self) -> bool {
-        self.code == LD_IMM64
+        self.code == op::LD_IMM64
     }
 
     /// Whether this is a `call` (helper, BPF-to-BPF or kfunc).
     pub fn is_call(&self) -> bool {
-        self.code == CALL
+        self.code == op::CALL
     }
 }
 
@@ -127,15 +102,12 @@ impl core::fmt::Debug for Insn {
     }
 }
 
-/// Size of one instruction in bytes.
-pub const INSN_SIZE: usize = 8;
-
 /// Views a byte buffer as instructions, without copying.
 ///
 /// ```
 /// let bytes = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
 /// let insns = ksymrelo_core::insn::insns(&bytes).unwrap();
-/// assert_eq!(insns[0].code, ksymrelo_core::insn::EXIT);
+/// assert_eq!(insns[0].code, ksymrelo_core::bpf::op::EXIT);
 /// ```
 pub fn insns(bytes: &[u8]) -> Result<&[Insn]> {
     <[Insn]>::ref_from_bytes(bytes).map_err(|_| Error::InsnBufferLength { len: bytes.len() })
@@ -172,11 +144,12 @@ pub fn insns_aligned_mut(bytes: &mut [u8]) -> Result<&mut [Insn]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpf::pseudo;
 
     #[test]
     fn layout_matches_struct_bpf_insn() {
         assert_eq!(core::mem::size_of::<Insn>(), 8);
-        let insn = Insn::new(CALL, 1, PSEUDO_KFUNC_CALL, -2, 0x1234_5678);
+        let insn = Insn::new(op::CALL, 1, pseudo::KFUNC_CALL, -2, 0x1234_5678);
         assert_eq!(insn.as_bytes(), &[0x85, 0x21, 0xfe, 0xff, 0x78, 0x56, 0x34, 0x12]);
         assert_eq!(insn.dst_reg(), 1);
         assert_eq!(insn.src_reg(), 2);
@@ -201,8 +174,8 @@ mod tests {
 
     #[test]
     fn register_setters_keep_the_other_nibble() {
-        let mut insn = Insn::new(LD_IMM64, 1, 0, 0, 0);
-        insn.set_src_reg(PSEUDO_BTF_ID);
+        let mut insn = Insn::new(op::LD_IMM64, 1, 0, 0, 0);
+        insn.set_src_reg(pseudo::BTF_ID);
         assert_eq!((insn.dst_reg(), insn.src_reg()), (1, 3));
         insn.set_dst_reg(7);
         assert_eq!((insn.dst_reg(), insn.src_reg()), (7, 3));

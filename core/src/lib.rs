@@ -21,7 +21,8 @@
 //! 9. [`gen`] — emits a light-skeleton loader that patches a program inside
 //!    the kernel instead (libbpf's gen_loader way).
 //!
-//! [`asm`] is the small assembler both emitters write with.
+//! [`asm`] is the small assembler both emitters write with; [`bpf`] holds
+//! the BPF numbers (opcodes, pseudo `src_reg`s, helper ids), declared once.
 //!
 //! [`error::Error`] is the one error type.
 #![no_std]
@@ -32,6 +33,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod asm;
+pub mod bpf;
 pub mod btf;
 pub mod elf;
 pub mod error;

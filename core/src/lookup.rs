@@ -23,19 +23,11 @@
 //! for an address; `btf_obj_fd << 32 | btf_id` or `-errno` for BTF); it
 //! holds [`NOT_RUN`] when the loop never reached the entry.
 
-#[cfg(test)]
-use crate::asm::PSEUDO_FUNC;
-use crate::asm::{op, Asm, Reg};
+use crate::asm::{Asm, Reg};
+use crate::bpf::{helper, op, pseudo, ENOENT};
 use crate::btf::Kind;
 use crate::error::{Error, Result};
-use crate::insn::{Insn, PSEUDO_MAP_IDX_VALUE};
-
-/// `BPF_FUNC_btf_find_by_name_kind` (Linux 5.14).
-pub const HELPER_BTF_FIND_BY_NAME_KIND: i32 = 167;
-/// `BPF_FUNC_kallsyms_lookup_name` (Linux 5.16).
-pub const HELPER_KALLSYMS_LOOKUP_NAME: i32 = 179;
-/// `BPF_FUNC_loop` (Linux 5.17).
-pub const HELPER_LOOP: i32 = 181;
+use crate::insn::Insn;
 
 /// Bytes per table entry.
 pub const ENTRY_SIZE: u32 = 32;
@@ -49,7 +41,6 @@ pub const MAX_NAME_SIZE: u32 = 1024;
 /// Most entries in one table.
 pub const MAX_ENTRIES: u32 = 1 << 16;
 
-const ENOENT: i64 = 2;
 const RESULT_OFF: i16 = 16;
 const ADDR_OFF: i16 = 24;
 
@@ -69,9 +60,9 @@ pub const PROGRAM_BTF: [u8; 24 + BTF_TYPES_LEN + BTF_STRINGS.len()] = program_bt
 pub const FUNC_INFO: [u32; 4] = [0, 3, CALLBACK_START, 4];
 
 const fn program_btf() -> [u8; 24 + BTF_TYPES_LEN + BTF_STRINGS.len()] {
-    const KIND_INT: u32 = 1;
-    const KIND_FUNC_PROTO: u32 = 13;
-    const KIND_FUNC: u32 = 12;
+    const KIND_INT: u32 = Kind::Int as u32;
+    const KIND_FUNC_PROTO: u32 = Kind::FuncProto as u32;
+    const KIND_FUNC: u32 = Kind::Func as u32;
     let words: [u32; 6 + BTF_TYPES_LEN / 4] = [
         // magic 0xeb9f, version 1, flags 0; header length 24
         0x0001_eb9f,
@@ -263,7 +254,7 @@ fn write_program(table: &Table, buf: Option<&mut [Insn]>) -> Result<usize> {
     a.ld_func(R2, callback)?;
     a.mov_imm(R3, 0)?;
     a.mov_imm(R4, 0)?;
-    a.call_helper(HELPER_LOOP)?;
+    a.call_helper(helper::LOOP)?;
     a.exit()?;
 
     // callback(r1 = index, r2 = ctx)
@@ -271,7 +262,7 @@ fn write_program(table: &Table, buf: Option<&mut [Insn]>) -> Result<usize> {
     a.jump(op::JGE_IMM, R1, table.count as i32, out)?;
     a.mov(R6, R1)?;
     a.op(op::LSH64_IMM, R6, R0, 0, ENTRY_SIZE.trailing_zeros() as i32)?;
-    a.ld_imm64(R7, PSEUDO_MAP_IDX_VALUE, 0, 0)?;
+    a.ld_imm64(R7, pseudo::MAP_IDX_VALUE, 0, 0)?;
     a.op(op::ADD64_REG, R7, R6, 0, 0)?;
     // r2 = name size, proven within [1, max_name_size] for the helpers.
     a.load(op::LDX_W, R2, R7, 4)?;
@@ -281,7 +272,7 @@ fn write_program(table: &Table, buf: Option<&mut [Insn]>) -> Result<usize> {
     // r1 = &value[name offset], the offset proven to leave room for r2.
     a.load(op::LDX_W, R1, R7, 0)?;
     a.jump(op::JGT_IMM, R1, name_room as i32, out)?;
-    a.ld_imm64(R3, PSEUDO_MAP_IDX_VALUE, 0, 0)?;
+    a.ld_imm64(R3, pseudo::MAP_IDX_VALUE, 0, 0)?;
     a.op(op::ADD64_REG, R3, R1, 0, 0)?;
     a.mov(R1, R3)?;
     a.load(op::LDX_W, R3, R7, 8)?;
@@ -289,12 +280,12 @@ fn write_program(table: &Table, buf: Option<&mut [Insn]>) -> Result<usize> {
     // kallsyms_lookup_name(name, size, 0, &entry.addr)
     a.mov(R4, R7)?;
     a.op(op::ADD64_IMM, R4, R0, 0, i32::from(ADDR_OFF))?;
-    a.call_helper(HELPER_KALLSYMS_LOOKUP_NAME)?;
+    a.call_helper(helper::KALLSYMS_LOOKUP_NAME)?;
     a.goto(store)?;
     // btf_find_by_name_kind(name, size, kind, 0)
     a.bind(btf)?;
     a.mov_imm(R4, 0)?;
-    a.call_helper(HELPER_BTF_FIND_BY_NAME_KIND)?;
+    a.call_helper(helper::BTF_FIND_BY_NAME_KIND)?;
     a.bind(store)?;
     a.store(op::STX_DW, R7, RESULT_OFF, R0)?;
     a.bind(out)?;
@@ -329,7 +320,7 @@ pub fn answer(queries: &[Query<'_>], value: &[u8], i: usize) -> Result<Answer> {
     };
     let result = word(RESULT_OFF as usize);
     Ok(match (q, result) {
-        (_, r) if r == -ENOENT => Answer::NotFound,
+        (_, r) if r == -i64::from(ENOENT) => Answer::NotFound,
         (_, r) if r < 0 => Answer::Failed(r),
         (Query::Address(_), _) => Answer::Address(word(ADDR_OFF as usize) as u64),
         (Query::Btf(..), r) => Answer::Btf {
@@ -357,7 +348,7 @@ mod tests {
         assert_eq!(u32::from_le_bytes(value[32..36].try_into().unwrap()), 73);
         assert_eq!(u32::from_le_bytes(value[40..44].try_into().unwrap()), Kind::Func as u32);
         // The callback is where the loop's function pointer says.
-        assert_eq!(prog[1].src_reg(), PSEUDO_FUNC);
+        assert_eq!(prog[1].src_reg(), pseudo::FUNC);
         assert_eq!(1 + prog[1].imm() + 1, CALLBACK_START as i32);
         // Every jump stays inside the callback.
         for (i, insn) in prog.iter().enumerate().skip(CALLBACK_START as usize) {

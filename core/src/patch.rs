@@ -12,9 +12,10 @@
 //! Every function validates all of its sites before writing any of them:
 //! on error nothing has been modified.
 
+use crate::bpf::{op, pseudo, POISON_CALL_KFUNC_BASE};
 use crate::elf::Elf;
 use crate::error::{Error, Result};
-use crate::insn::{self, Insn, CALL, POISON_CALL_KFUNC_BASE, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
+use crate::insn::{self, Insn};
 use crate::object::{Site, SiteKind};
 use crate::resolve::{Outcome, Resolution};
 
@@ -33,10 +34,7 @@ fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result
         });
     }
     let i = site.insn_idx as usize;
-    let ok = match site.kind {
-        SiteKind::Call => insns.get(i).is_some_and(Insn::is_call),
-        SiteKind::Ld64 => insns.get(i).is_some_and(Insn::is_ld_imm64) && i + 1 < insns.len(),
-    };
+    let ok = site.kind.matches(insns, i);
     if !ok {
         return Err(Error::Mismatch {
             what: "site does not point at a matching ld_imm64/call instruction",
@@ -52,7 +50,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
     let i = site.insn_idx as usize;
     match (site.kind, r.outcome) {
         (SiteKind::Ld64, Outcome::Btf { btf_id, btf_obj_fd, .. }) => {
-            insns[i].set_src_reg(PSEUDO_BTF_ID);
+            insns[i].set_src_reg(pseudo::BTF_ID);
             insns[i].set_imm(btf_id as i32);
             insns[i + 1].set_imm(btf_obj_fd);
         }
@@ -70,19 +68,19 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
                 btf_id, fd_array_slot, ..
             },
         ) => {
-            insns[i].set_src_reg(PSEUDO_KFUNC_CALL);
+            insns[i].set_src_reg(pseudo::KFUNC_CALL);
             insns[i].set_imm(btf_id as i32);
             insns[i].set_off(fd_array_slot as i16);
         }
         (SiteKind::Call, Outcome::Address { .. }) => {
             // A call through a typeless variable: libbpf marks it a kfunc
             // call with BTF id 0, which the verifier then refuses.
-            insns[i].set_src_reg(PSEUDO_KFUNC_CALL);
+            insns[i].set_src_reg(pseudo::KFUNC_CALL);
             insns[i].set_imm(0);
             insns[i].set_off(0);
         }
         (SiteKind::Call, Outcome::Unresolved(_)) => {
-            insns[i] = Insn::new(CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE.wrapping_add(r.index as i32));
+            insns[i] = Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE.wrapping_add(r.index as i32));
         }
     }
 }
@@ -95,9 +93,9 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
 /// order, as [`crate::resolve::resolve`] writes them.
 ///
 /// ```
-/// use ksymrelo_core::{insn::{Insn, LD_IMM64}, object::{ExternKind, Site, SiteKind}};
+/// use ksymrelo_core::{bpf::op, insn::Insn, object::{ExternKind, Site, SiteKind}};
 /// use ksymrelo_core::resolve::{Outcome, Resolution};
-/// let mut insns = [Insn::new(LD_IMM64, 1, 0, 0, 0), Insn::default()];
+/// let mut insns = [Insn::new(op::LD_IMM64, 1, 0, 0, 0), Insn::default()];
 /// let site = Site { section: 3, insn_idx: 0, extern_idx: 0, kind: SiteKind::Ld64 };
 /// let res = Resolution { kind: ExternKind::Typeless, weak: false, index: 0,
 ///                        outcome: Outcome::Address { addr: 0xffff_ffff_8100_0000 } };
@@ -154,7 +152,6 @@ pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::insn::LD_IMM64;
     use crate::object::ExternKind;
     use crate::resolve::Unresolved;
 
@@ -179,14 +176,14 @@ mod tests {
     #[test]
     fn every_row_of_the_table() {
         let mut insns = [
-            Insn::new(LD_IMM64, 1, 0, 0, 0),
+            Insn::new(op::LD_IMM64, 1, 0, 0, 0),
             Insn::new(0, 0, 0, 0, 0),
-            Insn::new(LD_IMM64, 2, 0, 0, 0),
+            Insn::new(op::LD_IMM64, 2, 0, 0, 0),
             Insn::new(0, 0, 0, 0, 0),
-            Insn::new(LD_IMM64, 3, 0, 0, 7),
+            Insn::new(op::LD_IMM64, 3, 0, 0, 7),
             Insn::new(0, 0, 0, 0, 9),
-            Insn::new(CALL, 0, 1, -1, -1),
-            Insn::new(CALL, 0, 1, -1, -1),
+            Insn::new(op::CALL, 0, 1, -1, -1),
+            Insn::new(op::CALL, 0, 1, -1, -1),
         ];
         let btf = Outcome::Btf {
             btf_id: 77,
@@ -208,20 +205,20 @@ mod tests {
             site(7, 2, SiteKind::Call),
         ];
         patch_section(&mut insns, 1, &sites, &rs).unwrap();
-        assert_eq!(insns[0], Insn::new(LD_IMM64, 1, PSEUDO_BTF_ID, 0, 77));
+        assert_eq!(insns[0], Insn::new(op::LD_IMM64, 1, pseudo::BTF_ID, 0, 77));
         assert_eq!(insns[1].imm(), 5);
-        assert_eq!(insns[2], Insn::new(LD_IMM64, 2, 0, 0, 0x2345_6789));
+        assert_eq!(insns[2], Insn::new(op::LD_IMM64, 2, 0, 0, 0x2345_6789));
         assert_eq!(insns[3].imm(), 1);
-        assert_eq!(insns[4], Insn::new(LD_IMM64, 3, 0, 0, 0));
+        assert_eq!(insns[4], Insn::new(op::LD_IMM64, 3, 0, 0, 0));
         assert_eq!(insns[5].imm(), 0);
-        assert_eq!(insns[6], Insn::new(CALL, 0, PSEUDO_KFUNC_CALL, 2, 77));
-        assert_eq!(insns[7], Insn::new(CALL, 0, 0, 0, 2_002_000_002));
+        assert_eq!(insns[6], Insn::new(op::CALL, 0, pseudo::KFUNC_CALL, 2, 77));
+        assert_eq!(insns[7], Insn::new(op::CALL, 0, 0, 0, 2_002_000_002));
     }
 
     #[test]
     fn nothing_is_written_when_one_site_is_bad() {
         let mut insns = [
-            Insn::new(LD_IMM64, 1, 0, 0, 0),
+            Insn::new(op::LD_IMM64, 1, 0, 0, 0),
             Insn::default(),
             Insn::new(EXIT_CODE, 0, 0, 0, 0),
         ];
@@ -238,7 +235,7 @@ mod tests {
 
     #[test]
     fn strong_unresolved_is_refused() {
-        let mut insns = [Insn::new(LD_IMM64, 1, 0, 0, 0), Insn::default()];
+        let mut insns = [Insn::new(op::LD_IMM64, 1, 0, 0, 0), Insn::default()];
         let rs = [res(
             ExternKind::Typeless,
             false,
@@ -248,5 +245,5 @@ mod tests {
         assert!(patch_section(&mut insns, 1, &[site(0, 0, SiteKind::Ld64)], &rs).is_err());
     }
 
-    const EXIT_CODE: u8 = crate::insn::EXIT;
+    const EXIT_CODE: u8 = crate::bpf::op::EXIT;
 }

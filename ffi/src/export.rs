@@ -542,7 +542,13 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns_opts(
         if insn_cnt == 0 || insn_cnt > MAX_INSNS {
             return Err(Failure::invalid(format!("insn_cnt {insn_cnt} is zero or absurd")));
         }
-        let raw = unsafe { bytes(insns.cast::<c_void>(), insn_cnt * insn::INSN_SIZE, "insns") }?;
+        let raw = unsafe {
+            bytes(
+                insns.cast::<c_void>(),
+                insn_cnt * ksymrelo_core::bpf::INSN_SIZE,
+                "insns",
+            )
+        }?;
         let mut work: Vec<Insn> = insn::insns_aligned(raw)
             .map_err(|_| Failure::invalid("insns is not aligned for struct bpf_insn"))?
             .to_vec();

@@ -5,7 +5,8 @@
 
 use arbitrary::Arbitrary;
 use ksymrelo_core::gen::{self, GenOptions};
-use ksymrelo_core::insn::{Insn, LD_IMM64};
+use ksymrelo_core::bpf::op;
+use ksymrelo_core::insn::Insn;
 use ksymrelo_core::object::{Extern, ExternKind, Site, SiteKind};
 use libfuzzer_sys::fuzz_target;
 
@@ -104,7 +105,7 @@ fuzz_target!(|input: Input| {
     let mut i = 0;
     while i < loader.len() {
         starts[i] = true;
-        i += if loader[i].code == LD_IMM64 { 2 } else { 1 };
+        i += if loader[i].code == op::LD_IMM64 { 2 } else { 1 };
     }
     for (i, x) in loader.iter().enumerate() {
         if starts[i] && x.code & 0x07 == 0x05 && x.code != 0x85 && x.code != 0x95 {

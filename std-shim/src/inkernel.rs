@@ -76,7 +76,7 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
     for site in sites {
         let at = site.insn_idx as usize;
         let fd = match site.kind {
-            ksymrelo_core::object::SiteKind::Ld64 if patched[at].src_reg() == ksymrelo_core::insn::PSEUDO_BTF_ID => {
+            ksymrelo_core::object::SiteKind::Ld64 if patched[at].src_reg() == ksymrelo_core::bpf::pseudo::BTF_ID => {
                 patched[at + 1].imm()
             }
             _ => 0,

@@ -25,7 +25,7 @@ use ksymrelo_core::error::{Error as CoreError, LookupKind, Name};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
 use ksymrelo_core::lookup::{Answer, Query};
-use ksymrelo_core::object::{describe_all, essential_name, Extern, ExternKind, Object, Site, SiteKind};
+use ksymrelo_core::object::{describe_all, essential_name, Extern, ExternKind, NotASite, Object, Site, SiteKind};
 use ksymrelo_core::patch;
 use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution, Unresolved};
 
@@ -664,19 +664,18 @@ pub fn relocate_insns_with(
             .find(|e| e.name == s.name)
             .expect("every site's extern was described");
         let i = s.insn_idx as usize;
-        let kind = match insns.get(i) {
-            Some(insn) if insn.is_call() => SiteKind::Call,
-            Some(insn) if insn.is_ld_imm64() && i + 1 < insns.len() => SiteKind::Ld64,
-            Some(insn) if !insn.is_ld_imm64() => {
+        let kind = match SiteKind::classify(insns, i) {
+            Ok(kind) => kind,
+            Err(NotASite::Opcode(code)) => {
                 return Err(CoreError::SiteOpcode {
                     name: Name::from(s.name),
                     section: Name::from("(insns)"),
                     insn_idx: s.insn_idx,
-                    code: insn.code,
+                    code,
                 }
                 .into())
             }
-            Some(_) => {
+            Err(NotASite::LastSlot) => {
                 return Err(Error::Usage(format!(
                     "extern '{}': its ld_imm64 site at instruction {} is the last of {} (it takes two slots)",
                     s.name,
@@ -684,7 +683,7 @@ pub fn relocate_insns_with(
                     insns.len()
                 )))
             }
-            None => {
+            Err(NotASite::PastEnd) => {
                 return Err(Error::Usage(format!(
                     "extern '{}': site at instruction {} is past the end of the program ({} instructions)",
                     s.name,

@@ -32,7 +32,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use ksymrelo_core::insn::{Insn, CALL, LD_IMM64, POISON_CALL_KFUNC_BASE, PSEUDO_CALL};
+use ksymrelo_core::bpf::{op, pseudo, POISON_CALL_KFUNC_BASE};
+use ksymrelo_core::insn::Insn;
 use ksymrelo_core::object::{Object, Site, SiteKind};
 use ksymrelo_std::{relocate_with, Kernel, Mode, Relocation};
 use ksymrelo_tests::{
@@ -163,7 +164,7 @@ fn libbpf_programs(harness: &PathBuf, obj: &str, fake_load: bool) -> Result<Vec<
 /// replaced by a marker (fds are numbers of each process).
 fn normalize_fd(pair: [Insn; 2]) -> [Insn; 2] {
     let [lo, hi] = pair;
-    if lo.code == LD_IMM64 && lo.src_reg() == 3 && hi.imm() != 0 {
+    if lo.code == op::LD_IMM64 && lo.src_reg() == 3 && hi.imm() != 0 {
         [lo, Insn::new(hi.code, hi.dst_reg(), hi.src_reg(), hi.off.get(), -1)]
     } else {
         pair
@@ -185,14 +186,14 @@ fn compare_site(
     if poisoned {
         assert_eq!(
             mine[i],
-            Insn::new(CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index as i32),
+            Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index as i32),
             "{what} #{i}"
         );
     }
     if poisoned && oracle == Oracle::V1_1 {
         assert_eq!(
             theirs[j],
-            Insn::new(CALL, 0, 2, 0, 0),
+            Insn::new(op::CALL, 0, 2, 0, 0),
             "{what} #{i}: libbpf 1.1's unresolved weak kfunc call"
         );
     } else if site.kind == SiteKind::Ld64 {
@@ -220,8 +221,8 @@ fn appended_at(text: &[Insn], sites: &[usize], start: usize, end: usize, prog: &
     let same = |i: usize, theirs: Insn| {
         let mine = text[i];
         let patched = sites.contains(&i)
-            || (i > 0 && sites.contains(&(i - 1)) && text[i - 1].code == LD_IMM64)
-            || (mine.code == CALL && mine.src_reg() == PSEUDO_CALL);
+            || (i > 0 && sites.contains(&(i - 1)) && text[i - 1].code == op::LD_IMM64)
+            || (mine.code == op::CALL && mine.src_reg() == pseudo::CALL);
         if patched {
             (mine.code, mine.dst_reg()) == (theirs.code, theirs.dst_reg())
         } else {

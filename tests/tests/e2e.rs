@@ -5,7 +5,7 @@
 
 use std::os::fd::AsFd;
 
-use ksymrelo_core::insn::{CALL, PSEUDO_KFUNC_CALL};
+use ksymrelo_core::bpf::{op, pseudo};
 use ksymrelo_std::load::{load_program, LoadOptions};
 use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
 use ksymrelo_std::{relocate, relocate_with, Kernel, Mode, Relocation};
@@ -105,10 +105,12 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
     let insns = &r.section("syscall").unwrap().insns;
     let poisoned = insns
         .iter()
-        .filter(|i| i.code == CALL && i.imm() == 2_002_000_000 + missing as i32)
+        .filter(|i| i.code == op::CALL && i.imm() == 2_002_000_000 + missing as i32)
         .count();
     assert_eq!(poisoned, 1);
-    assert!(insns.iter().any(|i| i.code == CALL && i.src_reg() == PSEUDO_KFUNC_CALL));
+    assert!(insns
+        .iter()
+        .any(|i| i.code == op::CALL && i.src_reg() == pseudo::KFUNC_CALL));
 }
 
 #[test]
@@ -191,7 +193,7 @@ fn weak_kfuncs_present_run_absent_are_skipped() {
         assert!(!e.resolution.is_resolved() && e.poisoned, "{name}");
         let poison = 2_002_000_000 + e.resolution.index as i32;
         assert!(
-            insns.iter().any(|i| i.code == CALL && i.imm() == poison),
+            insns.iter().any(|i| i.code == op::CALL && i.imm() == poison),
             "{name}'s call poisoned"
         );
     }
@@ -261,7 +263,7 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
     if !gate("aborted_loader_leaves_the_callers_descriptors_alone") {
         return;
     }
-    use ksymrelo_core::insn::{Insn, EXIT, LD_IMM64};
+    use ksymrelo_core::insn::Insn;
     use ksymrelo_core::object::{Extern, ExternKind, Site, SiteKind};
     use std::os::fd::AsRawFd;
     // A BPF object of ours (a tiny BTF), the kind the runner would adopt.
@@ -294,13 +296,13 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
         },
     ];
     let insns = [
-        Insn::new(LD_IMM64, 1, 0, 0, 0),
+        Insn::new(op::LD_IMM64, 1, 0, 0, 0),
         Insn::default(),
-        Insn::new(LD_IMM64, 2, 0, 0, 0),
+        Insn::new(op::LD_IMM64, 2, 0, 0, 0),
         Insn::new(0, 0, 0, 0, fd),
         // r0 = 0 (BPF_ALU64 | BPF_MOV | BPF_K)
         Insn::new(0xb7, 0, 0, 0, 0),
-        Insn::new(EXIT, 0, 0, 0, 0),
+        Insn::new(op::EXIT, 0, 0, 0, 0),
     ];
     let err = ksymrelo_std::inkernel::resolve_in_kernel(&externs, &sites, &insns).unwrap_err();
     assert!(err.to_string().contains("ksymrelo_no_such_var"), "{err}");
@@ -466,10 +468,10 @@ fn kfunc_calls(r: &Relocation, section: &str) -> Vec<(String, i16, i32)> {
         .filter(|s| s.kind == ksymrelo_core::object::SiteKind::Call)
         .map(|s| {
             let i = sec.insns[s.insn_idx as usize];
-            assert_eq!(i.code, CALL);
+            assert_eq!(i.code, op::CALL);
             let name = r.externs[s.extern_idx as usize].name.clone();
             if r.externs[s.extern_idx as usize].resolution.is_resolved() {
-                assert_eq!(i.src_reg(), PSEUDO_KFUNC_CALL, "{name}");
+                assert_eq!(i.src_reg(), pseudo::KFUNC_CALL, "{name}");
             }
             (name, i.off(), i.imm())
         })
@@ -637,7 +639,7 @@ fn typed_percpu_vars_of_vmlinux_and_a_module_run() {
             };
             assert_eq!(
                 (insns[i].src_reg(), insns[i].imm() as u32, insns[i + 1].imm()),
-                (ksymrelo_core::insn::PSEUDO_BTF_ID, ids[&e.name], fd),
+                (ksymrelo_core::bpf::pseudo::BTF_ID, ids[&e.name], fd),
                 "{mode:?}: {}",
                 e.name
             );
@@ -702,17 +704,17 @@ fn weak_module_kfuncs_with_ksym_exists() {
                     let hi = insns[site.insn_idx as usize + 1];
                     assert_eq!(
                         (i.src_reg(), i.imm() as u32, hi.imm()),
-                        (ksymrelo_core::insn::PSEUDO_BTF_ID, ids[name], ct_fd),
+                        (ksymrelo_core::bpf::pseudo::BTF_ID, ids[name], ct_fd),
                         "{mode:?}: {name}'s ld_imm64"
                     );
                 }
                 (_, "ksymrelo_missing_kfunc") => {
                     assert_eq!(
                         (i.code, i.src_reg(), i.imm()),
-                        (CALL, 0, 2_002_000_000 + missing.resolution.index as i32)
+                        (op::CALL, 0, 2_002_000_000 + missing.resolution.index as i32)
                     );
                 }
-                (_, name) => assert_eq!((i.src_reg(), i.off()), (PSEUDO_KFUNC_CALL, 1), "{mode:?}: {name}"),
+                (_, name) => assert_eq!((i.src_reg(), i.off()), (pseudo::KFUNC_CALL, 1), "{mode:?}: {name}"),
             }
         }
         match run {

@@ -124,7 +124,7 @@ fn conntrack_only(kernel: &Kernel, mode: Mode) -> Relocation {
     let insns = &r.section("xdp").unwrap().insns;
     for s in &r.sites {
         let i = s.insn_idx as usize;
-        if s.kind == ksymrelo_core::object::SiteKind::Ld64 && insns[i].src_reg() == ksymrelo_core::insn::PSEUDO_BTF_ID {
+        if s.kind == ksymrelo_core::object::SiteKind::Ld64 && insns[i].src_reg() == ksymrelo_core::bpf::pseudo::BTF_ID {
             assert_module_btf_fd(insns[i + 1].imm(), "nf_conntrack");
         }
     }

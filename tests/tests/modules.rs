@@ -1,8 +1,8 @@
 //! Resolution into kernel modules, offline: a /sys/kernel/btf-like directory
 //! with the real vmlinux BTF and two synthesized module split BTFs.
 
+use ksymrelo_core::bpf::{op, pseudo};
 use ksymrelo_core::btf::{Btf, Kind};
-use ksymrelo_core::insn::{CALL, PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL};
 use ksymrelo_core::resolve::Outcome;
 use ksymrelo_std::{relocate, Kernel};
 use ksymrelo_tests::{btf_counts as header, fixture_bytes, kind, synth_module_dir as module_dir, BtfWriter};
@@ -52,18 +52,18 @@ fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
     // The instructions, as in the disassembly of modules.bpf.o.
     let insns = &r.section("syscall").unwrap().insns;
     let call = |i: usize| (insns[i].code, insns[i].src_reg(), insns[i].off(), insns[i].imm());
-    assert_eq!(call(1), (CALL, PSEUDO_KFUNC_CALL, 1, f1 as i32));
-    assert_eq!(call(4), (CALL, PSEUDO_KFUNC_CALL, 1, f2 as i32));
-    assert_eq!(call(7), (CALL, PSEUDO_KFUNC_CALL, 2, f3 as i32));
-    assert_eq!(call(16), (CALL, PSEUDO_KFUNC_CALL, 0, task_release as i32));
+    assert_eq!(call(1), (op::CALL, pseudo::KFUNC_CALL, 1, f1 as i32));
+    assert_eq!(call(4), (op::CALL, pseudo::KFUNC_CALL, 1, f2 as i32));
+    assert_eq!(call(7), (op::CALL, pseudo::KFUNC_CALL, 2, f3 as i32));
+    assert_eq!(call(16), (op::CALL, pseudo::KFUNC_CALL, 0, task_release as i32));
     // The weak, absent kfunc: ld_imm64 zeroed, call poisoned with its index.
     let absent = r.extern_named("ksymrelo_absent_kfunc").unwrap().resolution.index;
     assert_eq!((insns[9].imm(), insns[10].imm(), insns[9].src_reg()), (0, 0, 0));
-    assert_eq!(call(12), (CALL, 0, 0, 2_002_000_000 + absent as i32));
+    assert_eq!(call(12), (op::CALL, 0, 0, 2_002_000_000 + absent as i32));
     // The module variable: BTF id and the module's BTF object fd.
     assert_eq!(
         (insns[17].src_reg(), insns[17].imm(), insns[18].imm()),
-        (PSEUDO_BTF_ID, v as i32, mod_fd)
+        (pseudo::BTF_ID, v as i32, mod_fd)
     );
 }
 

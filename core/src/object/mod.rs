@@ -6,7 +6,7 @@ mod externs;
 mod sites;
 
 pub use externs::{describe, describe_all, essential_name, order, Extern, ExternKind};
-pub use sites::{Site, SiteKind};
+pub use sites::{NotASite, Site, SiteKind};
 
 use crate::btf::Btf;
 use crate::elf::{Elf, Section};

@@ -1,9 +1,10 @@
 //! Relocation sites: the instructions that refer to externs.
 
 use super::Extern;
+use crate::bpf::INSN_SIZE;
 use crate::elf::{Elf, SHT_REL};
 use crate::error::{Error, Name, Result};
-use crate::insn::{self, INSN_SIZE};
+use crate::insn::{self, Insn};
 
 /// What instruction a site is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -13,6 +14,42 @@ pub enum SiteKind {
     Ld64,
     /// `call`.
     Call,
+}
+
+impl SiteKind {
+    /// What the instruction at `idx` is as a relocation site: the one
+    /// decision every caller (the ELF reader, the patcher, the loader
+    /// generator, instruction-slice callers) makes the same way.
+    pub fn classify(insns: &[Insn], idx: usize) -> core::result::Result<SiteKind, NotASite> {
+        match insns.get(idx) {
+            None => Err(NotASite::PastEnd),
+            Some(insn) if insn.is_call() => Ok(SiteKind::Call),
+            Some(insn) if insn.is_ld_imm64() => {
+                if idx + 1 < insns.len() {
+                    Ok(SiteKind::Ld64)
+                } else {
+                    Err(NotASite::LastSlot)
+                }
+            }
+            Some(insn) => Err(NotASite::Opcode(insn.code)),
+        }
+    }
+
+    /// Whether the instruction at `idx` is a site of this kind.
+    pub fn matches(self, insns: &[Insn], idx: usize) -> bool {
+        SiteKind::classify(insns, idx) == Ok(self)
+    }
+}
+
+/// Why an instruction cannot be a relocation site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotASite {
+    /// The index is past the last instruction.
+    PastEnd,
+    /// An `ld_imm64` in the last slot: its second half is missing.
+    LastSlot,
+    /// Neither an `ld_imm64` nor a `call`: the opcode.
+    Opcode(u8),
 }
 
 /// One instruction that refers to an extern.
@@ -109,29 +146,28 @@ pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [S
                 });
             }
             let idx = offset / INSN_SIZE as u64;
-            let Some(ins) = insns.get(idx as usize) else {
-                return Err(Error::SitePastEnd {
-                    section: section(),
-                    offset,
-                });
-            };
-            let kind = if ins.is_call() {
-                SiteKind::Call
-            } else if ins.is_ld_imm64() {
-                if idx as usize + 1 >= insns.len() {
+            let kind = match SiteKind::classify(insns, idx as usize) {
+                Ok(kind) => kind,
+                Err(NotASite::PastEnd) => {
+                    return Err(Error::SitePastEnd {
+                        section: section(),
+                        offset,
+                    })
+                }
+                Err(NotASite::LastSlot) => {
                     return Err(Error::SitePastEnd {
                         section: section(),
                         offset: offset + INSN_SIZE as u64,
-                    });
+                    })
                 }
-                SiteKind::Ld64
-            } else {
-                return Err(Error::SiteOpcode {
-                    name: Name::from(ext.name),
-                    section: section(),
-                    insn_idx: idx as u32,
-                    code: ins.code,
-                });
+                Err(NotASite::Opcode(code)) => {
+                    return Err(Error::SiteOpcode {
+                        name: Name::from(ext.name),
+                        section: section(),
+                        insn_idx: idx as u32,
+                        code,
+                    })
+                }
             };
             let slot = out.get_mut(n).ok_or(Error::CapacityExceeded {
                 what: "site table",
