@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use ksymrelo_core::object::ExternKind;
 use ksymrelo_core::resolve::{Outcome as Resolved, Unresolved};
+#[cfg(feature = "json")]
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Reason, Result};
@@ -271,6 +272,7 @@ pub fn check_kernel(object: &[u8], dir: &KernelDir) -> KernelCheck {
 /// libbpf's order], "kernels": [{"kernel", "loads", "error", "externs":
 /// {name: outcome}, "detail": {name: {"kind", "weak", "btf_id", "addr",
 /// "module", "message"}}}]}`.
+#[cfg(feature = "json")]
 pub fn to_json(names: &[String], checks: &[KernelCheck]) -> Value {
     let kernels: Vec<Value> = checks
         .iter()

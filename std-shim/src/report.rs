@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use ksymrelo_core::resolve::{Outcome, Unresolved};
+#[cfg(feature = "json")]
 use serde_json::{json, Value};
 
 use crate::relocate::{ExternReport, Relocation};
@@ -12,6 +13,7 @@ use crate::relocate::{ExternReport, Relocation};
 /// `{"externs": [...], "fd_array": [...], "sections": [{"name", "insns":
 /// [[code, dst_reg, src_reg, off, imm], ...]}]}` — every executable section,
 /// whole, one row per 8-byte slot.
+#[cfg(feature = "json")]
 pub fn to_json(r: &Relocation) -> Value {
     let externs: Vec<Value> = r.externs.iter().map(extern_json).collect();
     let sections: Vec<Value> = r
@@ -138,6 +140,7 @@ fn write_json_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
+#[cfg(feature = "json")]
 fn extern_json(e: &ExternReport) -> Value {
     let (btf_id, btf_obj_fd, slot, addr) = match e.resolution.outcome {
         Outcome::Btf {
@@ -167,6 +170,7 @@ fn extern_json(e: &ExternReport) -> Value {
 /// The JSON document of a failed `ksymrelo resolve --json`: `{"error":
 /// {"extern", "kind", "reason", "message", "candidates"}, "externs": [...]}`
 /// — the object's externs as far as it could be read, none resolved.
+#[cfg(feature = "json")]
 pub fn error_json(err: &crate::Error, externs: &[ExternReport]) -> Value {
     let name = err.extern_name();
     let kind = name
@@ -265,7 +269,7 @@ pub fn to_table(r: &Relocation) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
     use ksymrelo_core::insn::Insn;
