@@ -6,6 +6,7 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::error::{Error, Result};
+use crate::index::SectionIndex;
 use crate::read;
 
 /// `EM_BPF`.
@@ -144,7 +145,7 @@ impl Rel {
 #[derive(Clone, Copy, Debug)]
 pub struct Section<'a> {
     /// Section index.
-    pub index: u32,
+    pub index: SectionIndex,
     /// Header.
     pub header: &'a SectionHeader,
     /// Name (bytes, no NUL).
@@ -157,14 +158,15 @@ impl Section<'_> {
         self.header.sh_flags.get() & SHF_EXECINSTR != 0
     }
 
-    /// The byte range of the contents in the file (empty for `SHT_NOBITS`).
-    pub fn file_range(&self) -> core::ops::Range<usize> {
+    /// The byte range of the contents in the file; `None` for
+    /// `SHT_NOBITS`, which has none.
+    pub fn file_range(&self) -> Option<core::ops::Range<usize>> {
         if self.header.sh_type.get() == SHT_NOBITS {
-            return 0..0;
+            return None;
         }
         // Checked to lie inside the file when the ELF was parsed.
         let start = self.header.sh_offset.get() as usize;
-        start..start + self.header.sh_size.get() as usize
+        Some(start..start + self.header.sh_size.get() as usize)
     }
 }
 
@@ -174,7 +176,7 @@ pub struct Elf<'a> {
     data: &'a [u8],
     headers: &'a [SectionHeader],
     shstrtab: &'a [u8],
-    symtab: Option<u32>,
+    symtab: Option<SectionIndex>,
     symbols: &'a [Symbol],
     strtab: &'a [u8],
 }
@@ -261,7 +263,7 @@ impl<'a> Elf<'a> {
                     offset: sh.sh_offset.get() as usize,
                 })?;
                 elf.strtab = elf.section_data(elf.header(sh.sh_link.get())?)?;
-                elf.symtab = Some(i as u32);
+                elf.symtab = Some(SectionIndex(i as u32));
             }
         }
         Ok(elf)
@@ -289,8 +291,8 @@ impl<'a> Elf<'a> {
     }
 
     /// The section at `index`.
-    pub fn section(&self, index: u32) -> Result<Section<'a>> {
-        let header = self.header(index)?;
+    pub fn section(&self, index: SectionIndex) -> Result<Section<'a>> {
+        let header = self.header(index.0)?;
         let name = read::cstr(self.shstrtab, header.sh_name.get() as usize).ok_or(Error::Malformed {
             what: "ELF section name offset",
             offset: header.sh_name.get() as usize,
@@ -300,7 +302,7 @@ impl<'a> Elf<'a> {
 
     /// All sections, in index order.
     pub fn sections(&self) -> impl Iterator<Item = Result<Section<'a>>> + '_ {
-        (0..self.section_count()).map(move |i| self.section(i))
+        (0..self.section_count()).map(move |i| self.section(SectionIndex(i)))
     }
 
     /// The first section with this name.
@@ -320,7 +322,7 @@ impl<'a> Elf<'a> {
     }
 
     /// Index of the symbol table section, if any.
-    pub fn symtab_index(&self) -> Option<u32> {
+    pub fn symtab_index(&self) -> Option<SectionIndex> {
         self.symtab
     }
 

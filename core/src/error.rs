@@ -1,10 +1,12 @@
-//! The one error type of the core crate.
+//! The one error type of the core crate, its variants grouped by who must
+//! act on them ([`Group`]), each with its message beside it.
 //!
 //! Every variant carries the context a user needs to find the problem (extern
-//! name, section, instruction index, byte offset). The `Display` wording
-//! follows libbpf's messages where libbpf has one, so people can search for it.
-//! Names are copied into a small fixed buffer ([`Name`]) so that errors own
-//! their data, outlive the input and never allocate.
+//! name, section, instruction index, byte offset). The wording follows
+//! libbpf's messages where libbpf has one, so people can search for it.
+//! Names are copied into small fixed buffers ([`Name`], [`NamePair`]) so
+//! that errors own their data, outlive the input and never allocate — and
+//! the error stays small enough to return by value (under 128 bytes).
 
 use core::fmt;
 
@@ -36,6 +38,14 @@ impl Name {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..usize::from(self.len)]
     }
+
+    /// A view of the name, to print or compare.
+    pub fn view(&self) -> NameView<'_> {
+        NameView {
+            bytes: self.as_bytes(),
+            truncated: self.truncated,
+        }
+    }
 }
 
 impl From<&str> for Name {
@@ -46,7 +56,46 @@ impl From<&str> for Name {
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.as_bytes().utf8_chunks() {
+        self.view().fmt(f)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// A borrowed name as an error keeps it: the kept bytes and whether the
+/// name was longer. Prints invalid UTF-8 as `\xNN` and a cut name with a
+/// trailing `...`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NameView<'a> {
+    bytes: &'a [u8],
+    truncated: bool,
+}
+
+impl<'a> NameView<'a> {
+    /// The kept bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Whether the name was cut.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+impl PartialEq<str> for NameView<'_> {
+    fn eq(&self, other: &str) -> bool {
+        !self.truncated && self.bytes == other.as_bytes()
+    }
+}
+
+impl fmt::Display for NameView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.bytes.utf8_chunks() {
             f.write_str(chunk.valid())?;
             for b in chunk.invalid() {
                 write!(f, "\\x{b:02x}")?;
@@ -59,9 +108,67 @@ impl fmt::Display for Name {
     }
 }
 
-impl fmt::Debug for Name {
+impl fmt::Debug for NameView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{self}\"")
+    }
+}
+
+/// Two names (an extern and its section) sharing one buffer, so that an
+/// error naming both is no larger than one naming one. When both do not
+/// fit, the second keeps at least a third of the room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NamePair {
+    buf: [u8; NamePair::CAPACITY],
+    first_len: u8,
+    second_len: u8,
+    first_truncated: bool,
+    second_truncated: bool,
+}
+
+impl NamePair {
+    /// Bytes kept for both names together.
+    pub const CAPACITY: usize = 104;
+
+    /// Copies (prefixes of) `first` and `second`.
+    pub fn new(first: &[u8], second: &[u8]) -> Self {
+        let second_len = second
+            .len()
+            .min(Self::CAPACITY - first.len().min(Self::CAPACITY * 2 / 3));
+        let first_len = first.len().min(Self::CAPACITY - second_len);
+        let mut buf = [0u8; Self::CAPACITY];
+        buf[..first_len].copy_from_slice(&first[..first_len]);
+        buf[first_len..first_len + second_len].copy_from_slice(&second[..second_len]);
+        NamePair {
+            buf,
+            first_len: first_len as u8,
+            second_len: second_len as u8,
+            first_truncated: first.len() > first_len,
+            second_truncated: second.len() > second_len,
+        }
+    }
+
+    /// The first name.
+    pub fn first(&self) -> NameView<'_> {
+        NameView {
+            bytes: &self.buf[..usize::from(self.first_len)],
+            truncated: self.first_truncated,
+        }
+    }
+
+    /// The second name.
+    pub fn second(&self) -> NameView<'_> {
+        let start = usize::from(self.first_len);
+        NameView {
+            bytes: &self.buf[start..start + usize::from(self.second_len)],
+            truncated: self.second_truncated,
+        }
+    }
+}
+
+impl fmt::Debug for NamePair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({:?}, {:?})", self.first(), self.second())
     }
 }
 
@@ -74,12 +181,45 @@ pub enum LookupKind {
     Func,
 }
 
-/// Everything that can go wrong in ksymrelo's core.
+impl LookupKind {
+    /// Where libbpf says it looked.
+    fn searched(self) -> &'static str {
+        match self {
+            LookupKind::Var => "kernel BTF",
+            LookupKind::Func => "kernel or module BTFs",
+        }
+    }
+}
+
+impl fmt::Display for LookupKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LookupKind::Var => "var",
+            LookupKind::Func => "func",
+        })
+    }
+}
+
+/// Who must act on an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// The input (object, BTF, kallsyms text) is malformed: whoever built it
+    /// must fix it.
+    BadInput,
+    /// The input is well formed but does not resolve on this kernel (as this
+    /// process sees it): change the object, or run it on another kernel.
+    NotResolvable,
+    /// The caller passed buffers or tables that do not fit the call.
+    CallerMisuse,
+}
+
+/// Everything that can go wrong in ksymrelo's core, grouped by [`Group`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    // ---- raw input shape ----
+    // ---- bad input: the raw shape ----
     /// Input ended before a structure that should be there.
+    #[error("truncated input: {what} at byte offset {offset}")]
     Truncated {
         /// What was being read.
         what: &'static str,
@@ -87,6 +227,7 @@ pub enum Error {
         offset: usize,
     },
     /// A structure is present but its contents are inconsistent.
+    #[error("invalid {what} (at offset {offset})")]
     Malformed {
         /// What is wrong, e.g. "BTF header length".
         what: &'static str,
@@ -94,54 +235,53 @@ pub enum Error {
         offset: usize,
     },
     /// Arithmetic on input-provided numbers overflowed.
+    #[error("arithmetic overflow computing {what}")]
     Overflow {
         /// What was being computed.
         what: &'static str,
     },
     /// An instruction buffer whose length is not a multiple of 8.
+    #[error("instruction buffer of {len} bytes is not a multiple of 8 (struct bpf_insn)")]
     InsnBufferLength {
         /// Length in bytes.
         len: usize,
     },
-    /// An instruction buffer that is not aligned for `struct bpf_insn`.
-    InsnBufferMisaligned,
-    /// A caller-provided output buffer or container is full.
-    CapacityExceeded {
-        /// What did not fit.
-        what: &'static str,
-        /// The capacity that was available.
-        capacity: usize,
-    },
 
-    // ---- ELF ----
+    // ---- bad input: ELF ----
     /// Not a 64-bit little-endian ELF file, or not relocatable BPF.
+    #[error("unsupported ELF: {what}")]
     UnsupportedElf {
         /// Which property is unsupported.
         what: &'static str,
     },
     /// A section index that points nowhere.
+    #[error("invalid ELF section index {index}")]
     SectionIndex {
         /// The index.
         index: u32,
     },
 
-    // ---- BTF ----
+    // ---- bad input: BTF ----
     /// The BTF magic number is wrong.
+    #[error("invalid BTF magic: {found:#06x}")]
     BtfMagic {
         /// The magic that was found.
         found: u16,
     },
     /// A BTF type id past the last type.
+    #[error("BTF type id {id} is out of range")]
     BtfTypeId {
         /// The id.
         id: u32,
     },
     /// A BTF string offset past the string section, or a string with no NUL.
+    #[error("invalid BTF string offset {offset}")]
     BtfString {
         /// The offset.
         offset: u32,
     },
     /// A BTF type of an unknown kind.
+    #[error("BTF type [{id}] has unknown kind {kind}")]
     BtfKind {
         /// Type id.
         id: u32,
@@ -149,25 +289,30 @@ pub enum Error {
         kind: u8,
     },
     /// A chain of modifiers/typedefs that never ends.
+    #[error("BTF type [{id}]: modifier/typedef chain does not end")]
     BtfTypeLoop {
         /// The type id the chain started from.
         id: u32,
     },
     /// Type compatibility recursed deeper than libbpf allows (32 levels).
+    #[error("type compatibility check of local type [{local_id}] is nested too deeply")]
     CompatDepth {
         /// Local type id at which the check started.
         local_id: u32,
     },
     /// The object has no `.BTF` section but has externs.
+    #[error("object has externs but no .BTF section")]
     NoObjectBtf,
 
-    // ---- externs and sites ----
+    // ---- bad input: externs and sites ----
     /// An extern symbol with no VAR/FUNC in the object's BTF.
+    #[error("failed to find BTF for extern '{name}'")]
     ExternNoBtf {
         /// Extern name.
         name: Name,
     },
     /// An extern whose BTF VAR/FUNC does not have extern linkage.
+    #[error("extern '{name}': BTF linkage {linkage} is not extern (2)")]
     ExternLinkage {
         /// Extern name.
         name: Name,
@@ -175,30 +320,35 @@ pub enum Error {
         linkage: u32,
     },
     /// An extern listed in neither `.ksyms` nor `.kconfig`.
+    #[error("extern '{}' is in unsupported section '{}'", names.first(), names.second())]
     ExternSection {
-        /// Extern name.
-        name: Name,
-        /// The DATASEC that lists it ("" when none does).
-        section: Name,
+        /// The extern's name, then the DATASEC that lists it ("" when none
+        /// does).
+        names: NamePair,
     },
     /// An extern symbol name that is not valid UTF-8.
+    #[error("extern symbol #{symbol} has a name that is not UTF-8")]
     ExternNameEncoding {
         /// Symbol table index.
         symbol: u32,
     },
     /// A relocation against an extern at an instruction that is neither
     /// `ld_imm64` nor `call`.
+    #[error(
+        "invalid relo for extern '{}' in section '{}' at insn #{insn_idx}: opcode {code:#04x} is neither ld_imm64 nor call",
+        names.first(),
+        names.second()
+    )]
     SiteOpcode {
-        /// Extern name.
-        name: Name,
-        /// Section name.
-        section: Name,
+        /// The extern's name, then the section's.
+        names: NamePair,
         /// Instruction index within the section.
         insn_idx: u32,
         /// The opcode found.
         code: u8,
     },
     /// A relocation offset not aligned to 8 bytes.
+    #[error("relo in section '{section}' at byte offset {offset} is not aligned to an instruction")]
     SiteMisaligned {
         /// Section name.
         section: Name,
@@ -207,6 +357,7 @@ pub enum Error {
     },
     /// A relocation offset past the end of its section, or an `ld_imm64`
     /// without its second slot.
+    #[error("relo in section '{section}' at byte offset {offset} is past the end of the section")]
     SitePastEnd {
         /// Section name.
         section: Name,
@@ -214,13 +365,17 @@ pub enum Error {
         offset: u64,
     },
 
-    // ---- kallsyms ----
+    // ---- bad input: kallsyms text ----
     /// A kallsyms line that cannot be parsed.
+    #[error("failed to read kallsyms entry at line {line}")]
     KallsymsLine {
         /// 1-based line number.
         line: u64,
     },
+
+    // ---- not resolvable on this kernel ----
     /// Two different addresses for one wanted name.
+    #[error("extern (ksym) '{name}': resolution is ambiguous: {first:#x} or {second:#x}")]
     KallsymsAmbiguous {
         /// Extern name.
         name: Name,
@@ -230,13 +385,15 @@ pub enum Error {
         second: u64,
     },
     /// Every address in kallsyms is zero (kptr_restrict): addresses are hidden.
+    #[error(
+        "extern (ksym) '{name}': kallsyms addresses are all zero (kptr_restrict); cannot resolve without privileges"
+    )]
     KallsymsRestricted {
         /// The extern that needed an address.
         name: Name,
     },
-
-    // ---- resolution ----
     /// A strong ksym absent from kernel (and module) BTF.
+    #[error("extern ({kind} ksym) '{name}': not found in {}", kind.searched())]
     NotInKernelBtf {
         /// Extern name.
         name: Name,
@@ -244,6 +401,7 @@ pub enum Error {
         kind: LookupKind,
     },
     /// A typed ksym whose local type differs from the kernel's.
+    #[error("extern (var ksym) '{name}': incompatible types, expected [{local_id}], but kernel has [{kernel_id}]")]
     IncompatibleVar {
         /// Extern name.
         name: Name,
@@ -253,6 +411,7 @@ pub enum Error {
         kernel_id: u32,
     },
     /// A strong kfunc whose prototype differs from the kernel's.
+    #[error("extern (func ksym) '{name}': func_proto [{local_id}] incompatible with kernel [{kernel_id}]")]
     IncompatibleFunc {
         /// Extern name.
         name: Name,
@@ -262,16 +421,32 @@ pub enum Error {
         kernel_id: u32,
     },
     /// A strong extern left unresolved.
+    #[error("extern '{name}' (strong): not resolved")]
     StrongUnresolved {
         /// Extern name.
         name: Name,
     },
     /// More module BTFs than fit in `insn->off` (s16).
+    #[error("extern (func ksym) '{name}': too many module BTFs for fd_array")]
     FdArrayFull {
         /// Extern that needed a new slot.
         name: Name,
     },
+
+    // ---- caller misuse ----
+    /// An instruction buffer that is not aligned for `struct bpf_insn`.
+    #[error("instruction buffer is not aligned for struct bpf_insn")]
+    InsnBufferMisaligned,
+    /// A caller-provided output buffer or container is full.
+    #[error("out of room: {what} (capacity {capacity})")]
+    CapacityExceeded {
+        /// What did not fit.
+        what: &'static str,
+        /// The capacity that was available.
+        capacity: usize,
+    },
     /// A patch argument does not match the object (wrong table or buffers).
+    #[error("mismatched arguments: {what}")]
     Mismatch {
         /// What does not match.
         what: &'static str,
@@ -279,165 +454,132 @@ pub enum Error {
 }
 
 impl Error {
-    /// libbpf-style errno for this error (negative), for C callers.
-    pub fn errno(&self) -> i32 {
-        const EINVAL: i32 = 22;
-        const ENOENT: i32 = 2;
-        const ESRCH: i32 = 3;
-        const E2BIG: i32 = 7;
-        const ENOSPC: i32 = 28;
-        const EOPNOTSUPP: i32 = 95;
-        const EACCES: i32 = 13;
-        -match self {
-            Error::CapacityExceeded { .. } => ENOSPC,
-            Error::UnsupportedElf { .. } => EOPNOTSUPP,
-            Error::ExternNoBtf { .. } => ENOENT,
-            Error::NotInKernelBtf { .. } | Error::StrongUnresolved { .. } => ESRCH,
-            Error::FdArrayFull { .. } => E2BIG,
-            Error::KallsymsRestricted { .. } => EACCES,
-            _ => EINVAL,
+    /// Who must act on this error.
+    pub fn group(&self) -> Group {
+        match self {
+            Error::Truncated { .. }
+            | Error::Malformed { .. }
+            | Error::Overflow { .. }
+            | Error::InsnBufferLength { .. }
+            | Error::UnsupportedElf { .. }
+            | Error::SectionIndex { .. }
+            | Error::BtfMagic { .. }
+            | Error::BtfTypeId { .. }
+            | Error::BtfString { .. }
+            | Error::BtfKind { .. }
+            | Error::BtfTypeLoop { .. }
+            | Error::CompatDepth { .. }
+            | Error::NoObjectBtf
+            | Error::ExternNoBtf { .. }
+            | Error::ExternLinkage { .. }
+            | Error::ExternSection { .. }
+            | Error::ExternNameEncoding { .. }
+            | Error::SiteOpcode { .. }
+            | Error::SiteMisaligned { .. }
+            | Error::SitePastEnd { .. }
+            | Error::KallsymsLine { .. } => Group::BadInput,
+            Error::KallsymsAmbiguous { .. }
+            | Error::KallsymsRestricted { .. }
+            | Error::NotInKernelBtf { .. }
+            | Error::IncompatibleVar { .. }
+            | Error::IncompatibleFunc { .. }
+            | Error::StrongUnresolved { .. }
+            | Error::FdArrayFull { .. } => Group::NotResolvable,
+            Error::InsnBufferMisaligned | Error::CapacityExceeded { .. } | Error::Mismatch { .. } => {
+                Group::CallerMisuse
+            }
         }
     }
 
     /// The extern this error is about, if any.
-    pub fn extern_name(&self) -> Option<&Name> {
+    pub fn extern_name(&self) -> Option<NameView<'_>> {
         match self {
             Error::ExternNoBtf { name }
             | Error::ExternLinkage { name, .. }
-            | Error::ExternSection { name, .. }
-            | Error::SiteOpcode { name, .. }
             | Error::KallsymsAmbiguous { name, .. }
             | Error::KallsymsRestricted { name }
             | Error::NotInKernelBtf { name, .. }
             | Error::IncompatibleVar { name, .. }
             | Error::IncompatibleFunc { name, .. }
             | Error::StrongUnresolved { name }
-            | Error::FdArrayFull { name } => Some(name),
+            | Error::FdArrayFull { name } => Some(name.view()),
+            Error::ExternSection { names } | Error::SiteOpcode { names, .. } => Some(names.first()),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Truncated { what, offset } => {
-                write!(f, "truncated input: {what} at byte offset {offset}")
-            }
-            Error::Malformed { what, offset } => {
-                write!(f, "invalid {what} (at offset {offset})")
-            }
-            Error::Overflow { what } => write!(f, "arithmetic overflow computing {what}"),
-            Error::InsnBufferLength { len } => write!(
-                f,
-                "instruction buffer of {len} bytes is not a multiple of 8 (struct bpf_insn)"
-            ),
-            Error::InsnBufferMisaligned => {
-                f.write_str("instruction buffer is not aligned for struct bpf_insn")
-            }
-            Error::CapacityExceeded { what, capacity } => {
-                write!(f, "out of room: {what} (capacity {capacity})")
-            }
-            Error::UnsupportedElf { what } => write!(f, "unsupported ELF: {what}"),
-            Error::SectionIndex { index } => write!(f, "invalid ELF section index {index}"),
-            Error::BtfMagic { found } => write!(f, "invalid BTF magic: {found:#06x}"),
-            Error::BtfTypeId { id } => write!(f, "BTF type id {id} is out of range"),
-            Error::BtfString { offset } => {
-                write!(f, "invalid BTF string offset {offset}")
-            }
-            Error::BtfKind { id, kind } => write!(f, "BTF type [{id}] has unknown kind {kind}"),
-            Error::BtfTypeLoop { id } => {
-                write!(f, "BTF type [{id}]: modifier/typedef chain does not end")
-            }
-            Error::CompatDepth { local_id } => write!(
-                f,
-                "type compatibility check of local type [{local_id}] is nested too deeply"
-            ),
-            Error::NoObjectBtf => f.write_str("object has externs but no .BTF section"),
-            Error::ExternNoBtf { name } => {
-                write!(f, "failed to find BTF for extern '{name}'")
-            }
-            Error::ExternLinkage { name, linkage } => write!(
-                f,
-                "extern '{name}': BTF linkage {linkage} is not extern (2)"
-            ),
-            Error::ExternSection { name, section } => write!(
-                f,
-                "extern '{name}' is in unsupported section '{section}'"
-            ),
-            Error::ExternNameEncoding { symbol } => {
-                write!(f, "extern symbol #{symbol} has a name that is not UTF-8")
-            }
-            Error::SiteOpcode {
-                name,
-                section,
-                insn_idx,
-                code,
-            } => write!(
-                f,
-                "invalid relo for extern '{name}' in section '{section}' at insn #{insn_idx}: opcode {code:#04x} is neither ld_imm64 nor call"
-            ),
-            Error::SiteMisaligned { section, offset } => write!(
-                f,
-                "relo in section '{section}' at byte offset {offset} is not aligned to an instruction"
-            ),
-            Error::SitePastEnd { section, offset } => write!(
-                f,
-                "relo in section '{section}' at byte offset {offset} is past the end of the section"
-            ),
-            Error::KallsymsLine { line } => {
-                write!(f, "failed to read kallsyms entry at line {line}")
-            }
-            Error::KallsymsAmbiguous {
-                name,
-                first,
-                second,
-            } => write!(
-                f,
-                "extern (ksym) '{name}': resolution is ambiguous: {first:#x} or {second:#x}"
-            ),
-            Error::KallsymsRestricted { name } => write!(
-                f,
-                "extern (ksym) '{name}': kallsyms addresses are all zero (kptr_restrict); cannot resolve without privileges"
-            ),
-            Error::NotInKernelBtf { name, kind } => match kind {
-                LookupKind::Var => {
-                    write!(f, "extern (var ksym) '{name}': not found in kernel BTF")
-                }
-                LookupKind::Func => write!(
-                    f,
-                    "extern (func ksym) '{name}': not found in kernel or module BTFs"
-                ),
-            },
-            Error::IncompatibleVar {
-                name,
-                local_id,
-                kernel_id,
-            } => write!(
-                f,
-                "extern (var ksym) '{name}': incompatible types, expected [{local_id}], but kernel has [{kernel_id}]"
-            ),
-            Error::IncompatibleFunc {
-                name,
-                local_id,
-                kernel_id,
-            } => write!(
-                f,
-                "extern (func ksym) '{name}': func_proto [{local_id}] incompatible with kernel [{kernel_id}]"
-            ),
-            Error::StrongUnresolved { name } => {
-                write!(f, "extern '{name}' (strong): not resolved")
-            }
-            Error::FdArrayFull { name } => write!(
-                f,
-                "extern (func ksym) '{name}': too many module BTFs for fd_array"
-            ),
-            Error::Mismatch { what } => write!(f, "mismatched arguments: {what}"),
-        }
-    }
-}
-
-impl core::error::Error for Error {}
+// Returned by value everywhere: keep it small (clippy's large-error bound).
+const _: () = assert!(core::mem::size_of::<Error>() < 128);
 
 /// Result with the core [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_keeps_both_names_whole_when_they_fit() {
+        let p = NamePair::new(b"bpf_task_release", b"tracepoint/syscalls/sys_enter_openat");
+        assert!(p.first() == *"bpf_task_release");
+        assert!(p.second() == *"tracepoint/syscalls/sys_enter_openat");
+    }
+
+    #[test]
+    fn a_pair_cuts_fairly_when_they_do_not() {
+        let long = [b'a'; 200];
+        let p = NamePair::new(&long, b"syscall");
+        assert!(p.second() == *"syscall");
+        assert!(p.first().is_truncated());
+        assert_eq!(p.first().as_bytes().len() + 7, NamePair::CAPACITY);
+        let p = NamePair::new(&long, &long);
+        assert!(p.first().is_truncated() && p.second().is_truncated());
+        assert!(p.second().as_bytes().len() >= NamePair::CAPACITY / 3);
+        assert_eq!(
+            p.first().as_bytes().len() + p.second().as_bytes().len(),
+            NamePair::CAPACITY
+        );
+        let p = NamePair::new(b"x", &long);
+        assert!(p.first() == *"x");
+        assert_eq!(p.second().as_bytes().len(), NamePair::CAPACITY - 1);
+    }
+
+    #[test]
+    fn every_group_has_its_variants() {
+        let name = Name::from("x");
+        assert_eq!(Error::NoObjectBtf.group(), Group::BadInput);
+        assert_eq!(Error::StrongUnresolved { name }.group(), Group::NotResolvable);
+        assert_eq!(Error::Mismatch { what: "t" }.group(), Group::CallerMisuse);
+    }
+
+    #[test]
+    fn messages_are_libbpfs() {
+        extern crate std;
+        use std::string::ToString;
+        let name = Name::from("bpf_foo");
+        let e = Error::NotInKernelBtf {
+            name,
+            kind: LookupKind::Func,
+        };
+        assert_eq!(
+            e.to_string(),
+            "extern (func ksym) 'bpf_foo': not found in kernel or module BTFs"
+        );
+        let e = Error::NotInKernelBtf {
+            name,
+            kind: LookupKind::Var,
+        };
+        assert_eq!(e.to_string(), "extern (var ksym) 'bpf_foo': not found in kernel BTF");
+        let e = Error::SiteOpcode {
+            names: NamePair::new(b"bpf_foo", b"syscall"),
+            insn_idx: 3,
+            code: 0xb7,
+        };
+        assert_eq!(
+            e.to_string(),
+            "invalid relo for extern 'bpf_foo' in section 'syscall' at insn #3: opcode 0xb7 is neither ld_imm64 nor call"
+        );
+        assert_eq!(e.extern_name().unwrap().to_string(), "bpf_foo");
+    }
+}

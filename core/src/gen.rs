@@ -77,7 +77,7 @@ struct Plan<'a, 'e> {
 
 impl<'e> Plan<'_, 'e> {
     fn ext(&self, site: &Site) -> Result<&Extern<'e>> {
-        self.externs.get(site.extern_idx as usize).ok_or(Error::Mismatch {
+        self.externs.get(site.extern_idx.get()).ok_or(Error::Mismatch {
             what: "site refers to an extern index past the table",
         })
     }
@@ -130,7 +130,7 @@ pub fn plan(externs: &[Extern<'_>], sites: &[Site], insn_cnt: usize, opts: &GenO
     // Every offset below is derived from a site index; bounding the indices
     // by the (checked) program size keeps all that arithmetic in range.
     for site in sites {
-        let last = u64::from(site.insn_idx) + u64::from(site.kind == SiteKind::Ld64);
+        let last = u64::from(site.insn_idx.0) + u64::from(site.kind == SiteKind::Ld64);
         if last >= insn_cnt as u64 {
             return Err(Error::Mismatch {
                 what: "site past the end of the program's instructions",
@@ -213,7 +213,7 @@ pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> R
         plan.lookup(site)?;
     }
     for site in sites {
-        let i = site.insn_idx as usize;
+        let i = site.insn_idx.get();
         match plan.lookup(site)? {
             Some(Lookup::Btf { .. }) => {
                 insns[i].set_src_reg(pseudo::BTF_ID);
@@ -232,7 +232,7 @@ pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> R
 }
 
 fn check_site(insns: &[Insn], site: &Site) -> Result<()> {
-    let i = site.insn_idx as usize;
+    let i = site.insn_idx.get();
     let ok = site.kind.matches(insns, i);
     if ok {
         Ok(())
@@ -356,11 +356,11 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
     for (i, site) in plan.sites.iter().enumerate() {
         let Some(lookup) = plan.lookup(site)? else { continue };
         let ext = plan.ext(site)?;
-        let insn_off = layout.insns_off + site.insn_idx * 8;
+        let insn_off = layout.insns_off + site.insn_idx.0 * 8;
         e.map_ptr(8, insn_off)?;
         if let Some(first) = plan.first_of(i)? {
             // Copy the first site's result.
-            let first_off = layout.insns_off + plan.sites[first].insn_idx * 8;
+            let first_off = layout.insns_off + plan.sites[first].insn_idx.0 * 8;
             e.map_ptr(1, first_off)?;
             e.op(LDX_W, 9, 1, 4, 0)?;
             e.op(STX_W, 8, 9, 4, 0)?;
@@ -398,7 +398,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                 e.op(MOV64_REG, 7, 0, 0, 0)?;
                 // -ENOENT: address 0 (the slot stays zero).
                 e.op(JEQ_IMM, 7, 0, 7, -ENOENT)?;
-                abort_unless_ok(e, layout, site.extern_idx)?;
+                abort_unless_ok(e, layout, site.extern_idx.0)?;
                 e.map_ptr(1, slot_off)?;
                 e.op(LDX_DW, 9, 1, 0, 0)?;
                 e.op(STX_W, 8, 9, 4, 0)?;
@@ -418,7 +418,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                     e.op(STX_B, 8, 9, 1, 0)?;
                     e.op(JA, 0, 0, 4, 0)?;
                 } else {
-                    abort_unless_ok(e, layout, site.extern_idx)?;
+                    abort_unless_ok(e, layout, site.extern_idx.0)?;
                 }
                 store_id_take_fd(e)?;
                 e.op(STX_W, 8, 9, 12, 0)?;
@@ -433,7 +433,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
                     e.op(ST_H, 8, 0, 2, 0)?;
                     e.op(JA, 0, 0, 10, 0)?;
                 } else {
-                    abort_unless_ok(e, layout, site.extern_idx)?;
+                    abort_unless_ok(e, layout, site.extern_idx.0)?;
                 }
                 store_id_take_fd(e)?;
                 // vmlinux (fd 0): off 0; a module: its fd into this
@@ -456,7 +456,7 @@ fn emit_loader(plan: &Plan<'_, '_>, layout: &Layout, opts: &GenOptions, e: &mut 
             }
             let fd_at = match lookup {
                 Lookup::Typeless => continue,
-                Lookup::Btf { .. } => layout.insns_off + site.insn_idx * 8 + 12,
+                Lookup::Btf { .. } => layout.insns_off + site.insn_idx.0 * 8 + 12,
                 Lookup::Kfunc => {
                     fd_slot += 1;
                     layout.fd_array_off + fd_slot * 4
@@ -564,6 +564,7 @@ fn size_name(code: u8) -> &'static str {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::index::{BtfId, ExternIdx, InsnIdx, SectionIndex};
     use std::string::String;
     use std::vec;
 
@@ -574,17 +575,17 @@ mod tests {
             kind,
             weak,
             sym_idx: index + 1,
-            btf_id: 1,
-            type_id: 1,
-            index,
+            btf_id: BtfId(1),
+            type_id: BtfId(1),
+            index: ExternIdx(index),
         }
     }
 
     fn site(insn_idx: u32, extern_idx: u32, kind: SiteKind) -> Site {
         Site {
-            section: 3,
-            insn_idx,
-            extern_idx,
+            section: SectionIndex(3),
+            insn_idx: InsnIdx(insn_idx),
+            extern_idx: ExternIdx(extern_idx),
             kind,
         }
     }
@@ -662,7 +663,7 @@ mod tests {
         }
         // A bad site: nothing is touched.
         let mut bad_sites = sites;
-        bad_sites[5].insn_idx = 10;
+        bad_sites[5].insn_idx = InsnIdx(10);
         let mut untouched = before;
         assert!(prepatch(&mut untouched, &externs, &bad_sites).is_err());
         assert_eq!(untouched, before);

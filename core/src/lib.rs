@@ -24,13 +24,11 @@
 //! [`asm`] is the small assembler both emitters write with; [`bpf`] holds
 //! the BPF numbers (opcodes, pseudo `src_reg`s, helper ids), declared once.
 //!
-//! [`error::Error`] is the one error type.
+//! [`error::Error`] is the one error type; [`index`] the typed indices
+//! (section, instruction, extern, BTF id).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-// Errors own the names they report (no allocation, no borrow of the
-// input), so they are large; they are built only on the failure path.
-#![allow(clippy::result_large_err)]
 
 pub mod asm;
 pub mod bpf;
@@ -38,6 +36,7 @@ pub mod btf;
 pub mod elf;
 pub mod error;
 pub mod gen;
+pub mod index;
 pub mod insn;
 pub mod kallsyms;
 pub mod lookup;

@@ -27,6 +27,7 @@ use crate::asm::{Asm, Reg};
 use crate::bpf::{helper, op, pseudo, ENOENT};
 use crate::btf::Kind;
 use crate::error::{Error, Result};
+use crate::index::BtfId;
 use crate::insn::Insn;
 
 /// Bytes per table entry.
@@ -140,7 +141,7 @@ pub enum Answer {
     /// kernel installed in the calling process (the caller owns it).
     Btf {
         /// Type id.
-        btf_id: u32,
+        btf_id: BtfId,
         /// BTF object fd.
         fd: i32,
     },
@@ -324,7 +325,7 @@ pub fn answer(queries: &[Query<'_>], value: &[u8], i: usize) -> Result<Answer> {
         (_, r) if r < 0 => Answer::Failed(r),
         (Query::Address(_), _) => Answer::Address(word(ADDR_OFF as usize) as u64),
         (Query::Btf(..), r) => Answer::Btf {
-            btf_id: r as u32,
+            btf_id: BtfId(r as u32),
             fd: (r >> 32) as i32,
         },
     })
@@ -397,7 +398,10 @@ mod tests {
         );
         assert_eq!(
             answer(&queries, &value, 1).unwrap(),
-            Answer::Btf { btf_id: 1234, fd: 9 }
+            Answer::Btf {
+                btf_id: BtfId(1234),
+                fd: 9
+            }
         );
         assert_eq!(answer(&queries, &value, 2).unwrap(), Answer::NotFound);
         assert!(answer(&queries, &value, 3).is_err());

@@ -15,12 +15,13 @@
 use crate::bpf::{op, pseudo, POISON_CALL_KFUNC_BASE};
 use crate::elf::Elf;
 use crate::error::{Error, Result};
+use crate::index::SectionIndex;
 use crate::insn::{self, Insn};
 use crate::object::{Site, SiteKind};
 use crate::resolve::{Outcome, Resolution};
 
 fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result<()> {
-    let r = resolutions.get(site.extern_idx as usize).ok_or(Error::Mismatch {
+    let r = resolutions.get(site.extern_idx.get()).ok_or(Error::Mismatch {
         what: "site refers to an extern index past the resolutions",
     })?;
     if r.index != site.extern_idx {
@@ -33,9 +34,7 @@ fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result
             what: "a strong extern is unresolved",
         });
     }
-    let i = site.insn_idx as usize;
-    let ok = site.kind.matches(insns, i);
-    if !ok {
+    if !site.kind.matches(insns, site.insn_idx.get()) {
         return Err(Error::Mismatch {
             what: "site does not point at a matching ld_imm64/call instruction",
         });
@@ -47,11 +46,11 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
     if !r.kind.is_ksym() {
         return;
     }
-    let i = site.insn_idx as usize;
+    let i = site.insn_idx.get();
     match (site.kind, r.outcome) {
         (SiteKind::Ld64, Outcome::Btf { btf_id, btf_obj_fd, .. }) => {
             insns[i].set_src_reg(pseudo::BTF_ID);
-            insns[i].set_imm(btf_id as i32);
+            insns[i].set_imm(btf_id.0 as i32);
             insns[i + 1].set_imm(btf_obj_fd);
         }
         (SiteKind::Ld64, Outcome::Address { addr }) => {
@@ -69,7 +68,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
             },
         ) => {
             insns[i].set_src_reg(pseudo::KFUNC_CALL);
-            insns[i].set_imm(btf_id as i32);
+            insns[i].set_imm(btf_id.0 as i32);
             insns[i].set_off(fd_array_slot as i16);
         }
         (SiteKind::Call, Outcome::Address { .. }) => {
@@ -80,7 +79,7 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
             insns[i].set_off(0);
         }
         (SiteKind::Call, Outcome::Unresolved(_)) => {
-            insns[i] = Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE.wrapping_add(r.index as i32));
+            insns[i] = Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE.wrapping_add(r.index.0 as i32));
         }
     }
 }
@@ -94,22 +93,28 @@ fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {
 ///
 /// ```
 /// use ksymrelo_core::{bpf::op, insn::Insn, object::{ExternKind, Site, SiteKind}};
+/// use ksymrelo_core::index::{ExternIdx, InsnIdx, SectionIndex};
 /// use ksymrelo_core::resolve::{Outcome, Resolution};
 /// let mut insns = [Insn::new(op::LD_IMM64, 1, 0, 0, 0), Insn::default()];
-/// let site = Site { section: 3, insn_idx: 0, extern_idx: 0, kind: SiteKind::Ld64 };
-/// let res = Resolution { kind: ExternKind::Typeless, weak: false, index: 0,
+/// let site = Site { section: SectionIndex(3), insn_idx: InsnIdx(0), extern_idx: ExternIdx(0), kind: SiteKind::Ld64 };
+/// let res = Resolution { kind: ExternKind::Typeless, weak: false, index: ExternIdx(0),
 ///                        outcome: Outcome::Address { addr: 0xffff_ffff_8100_0000 } };
-/// ksymrelo_core::patch::patch_section(&mut insns, 3, &[site], &[res]).unwrap();
+/// ksymrelo_core::patch::patch_section(&mut insns, SectionIndex(3), &[site], &[res]).unwrap();
 /// assert_eq!(insns[0].imm(), 0x8100_0000u32 as i32);
 /// assert_eq!(insns[1].imm(), -1);
 /// ```
-pub fn patch_section(insns: &mut [Insn], section: u32, sites: &[Site], resolutions: &[Resolution]) -> Result<()> {
+pub fn patch_section(
+    insns: &mut [Insn],
+    section: SectionIndex,
+    sites: &[Site],
+    resolutions: &[Resolution],
+) -> Result<()> {
     let mine = || sites.iter().filter(move |s| s.section == section);
     for site in mine() {
         check_site(insns, site, resolutions)?;
     }
     for site in mine() {
-        apply_site(insns, site, &resolutions[site.extern_idx as usize]);
+        apply_site(insns, site, &resolutions[site.extern_idx.get()]);
     }
     Ok(())
 }
@@ -130,20 +135,25 @@ pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) 
                     what: "site in a section that is not executable",
                 });
             }
-            check_site(insn::insns(&data[s.file_range()])?, site, resolutions)?;
+            let range = s.file_range().ok_or(Error::Mismatch {
+                what: "site in a section without contents",
+            })?;
+            check_site(insn::insns(&data[range])?, site, resolutions)?;
         }
         parsed.section_count()
     };
-    for section in 0..section_count {
+    for section in (0..section_count).map(SectionIndex) {
         if !sites.iter().any(|s| s.section == section) {
             continue;
         }
         // Patching never touches section headers, so the ranges validated
         // above still hold.
-        let range = Elf::parse(elf)?.section(section)?.file_range();
+        let Some(range) = Elf::parse(elf)?.section(section)?.file_range() else {
+            continue; // checked above: no site is there
+        };
         let insns = insn::insns_mut(&mut elf[range])?;
         for site in sites.iter().filter(|s| s.section == section) {
-            apply_site(insns, site, &resolutions[site.extern_idx as usize]);
+            apply_site(insns, site, &resolutions[site.extern_idx.get()]);
         }
     }
     Ok(())
@@ -152,6 +162,7 @@ pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::{BtfId, ExternIdx, InsnIdx};
     use crate::object::ExternKind;
     use crate::resolve::Unresolved;
 
@@ -159,16 +170,16 @@ mod tests {
         Resolution {
             kind,
             weak,
-            index,
+            index: ExternIdx(index),
             outcome,
         }
     }
 
     fn site(insn_idx: u32, extern_idx: u32, kind: SiteKind) -> Site {
         Site {
-            section: 1,
-            insn_idx,
-            extern_idx,
+            section: SectionIndex(1),
+            insn_idx: InsnIdx(insn_idx),
+            extern_idx: ExternIdx(extern_idx),
             kind,
         }
     }
@@ -186,7 +197,7 @@ mod tests {
             Insn::new(op::CALL, 0, 1, -1, -1),
         ];
         let btf = Outcome::Btf {
-            btf_id: 77,
+            btf_id: BtfId(77),
             btf_obj_fd: 5,
             module: Some(0),
             fd_array_slot: 2,
@@ -204,7 +215,7 @@ mod tests {
             site(6, 3, SiteKind::Call),
             site(7, 2, SiteKind::Call),
         ];
-        patch_section(&mut insns, 1, &sites, &rs).unwrap();
+        patch_section(&mut insns, SectionIndex(1), &sites, &rs).unwrap();
         assert_eq!(insns[0], Insn::new(op::LD_IMM64, 1, pseudo::BTF_ID, 0, 77));
         assert_eq!(insns[1].imm(), 5);
         assert_eq!(insns[2], Insn::new(op::LD_IMM64, 2, 0, 0, 0x2345_6789));
@@ -225,11 +236,11 @@ mod tests {
         let before = insns;
         let rs = [res(ExternKind::Typeless, false, 0, Outcome::Address { addr: 1 })];
         let sites = [site(0, 0, SiteKind::Ld64), site(2, 0, SiteKind::Ld64)];
-        assert!(patch_section(&mut insns, 1, &sites, &rs).is_err());
+        assert!(patch_section(&mut insns, SectionIndex(1), &sites, &rs).is_err());
         assert_eq!(insns, before);
         // An ld_imm64 in the last slot has no second half.
         let sites = [site(0, 0, SiteKind::Ld64), site(1, 0, SiteKind::Ld64)];
-        assert!(patch_section(&mut insns[..2], 1, &sites, &rs).is_err());
+        assert!(patch_section(&mut insns[..2], SectionIndex(1), &sites, &rs).is_err());
         assert_eq!(insns, before);
     }
 
@@ -242,7 +253,7 @@ mod tests {
             0,
             Outcome::Unresolved(Unresolved::NotFound),
         )];
-        assert!(patch_section(&mut insns, 1, &[site(0, 0, SiteKind::Ld64)], &rs).is_err());
+        assert!(patch_section(&mut insns, SectionIndex(1), &[site(0, 0, SiteKind::Ld64)], &rs).is_err());
     }
 
     const EXIT_CODE: u8 = crate::bpf::op::EXIT;

@@ -9,6 +9,7 @@
 
 use crate::btf::{types_are_compat, Btf, Kind};
 use crate::error::{Error, LookupKind, Name, Result};
+use crate::index::{BtfId, ExternIdx};
 use crate::kallsyms::Match;
 use crate::object::{Extern, ExternKind};
 
@@ -97,7 +98,7 @@ pub enum Outcome {
     /// A kernel BTF object: typed variable or kfunc.
     Btf {
         /// Kernel BTF type id of the VAR or FUNC.
-        btf_id: u32,
+        btf_id: BtfId,
         /// BTF object fd: 0 for vmlinux, the module BTF's fd otherwise.
         btf_obj_fd: i32,
         /// Index into [`KernelBtf::modules`], `None` for vmlinux.
@@ -126,7 +127,7 @@ pub struct Resolution {
     /// The extern is `__weak`.
     pub weak: bool,
     /// libbpf's extern index (for poison values).
-    pub index: u32,
+    pub index: ExternIdx,
     /// What it resolved to.
     pub outcome: Outcome,
 }
@@ -489,34 +490,34 @@ fn resolve_btf_batch(
         let fd = module.map_or(0, |m| kernel.modules[usize::from(m)].fd);
         if kind == Kind::Var {
             let ktarget = kbtf.skip_mods_and_typedefs(ktype.type_id())?.id();
-            if !types_are_compat(local, e.type_id, kbtf, ktarget)? {
+            if !types_are_compat(local, e.type_id.0, kbtf, ktarget)? {
                 return Err(Error::IncompatibleVar {
                     name: Name::from(e.name),
-                    local_id: e.type_id,
+                    local_id: e.type_id.0,
                     kernel_id: ktarget,
                 });
             }
             r.outcome = Outcome::Btf {
-                btf_id: id,
+                btf_id: BtfId(id),
                 btf_obj_fd: fd,
                 module,
                 fd_array_slot: 0,
             };
         } else {
             let kproto = ktype.type_id();
-            if !types_are_compat(local, e.type_id, kbtf, kproto)? {
+            if !types_are_compat(local, e.type_id.0, kbtf, kproto)? {
                 if e.weak {
                     r.outcome = Outcome::Unresolved(Unresolved::Incompatible);
                     continue;
                 }
                 return Err(Error::IncompatibleFunc {
                     name: Name::from(e.name),
-                    local_id: e.type_id,
+                    local_id: e.type_id.0,
                     kernel_id: kproto,
                 });
             }
             r.outcome = Outcome::Btf {
-                btf_id: id,
+                btf_id: BtfId(id),
                 btf_obj_fd: fd,
                 module,
                 fd_array_slot: 0,

@@ -752,7 +752,7 @@ pub unsafe extern "C" fn ksymrelo_result_extern(
                 btf_obj_fd,
                 fd_array_slot,
                 ..
-            } => (btf_id, btf_obj_fd, u32::from(fd_array_slot), 0),
+            } => (btf_id.0, btf_obj_fd, u32::from(fd_array_slot), 0),
             Outcome::Address { addr } => (0, 0, 0, addr),
             Outcome::Unresolved(_) => (0, 0, 0, 0),
         };

@@ -8,8 +8,6 @@
 //! the calling thread ([`export::ksymrelo_last_error`]). Nothing the caller
 //! owns is written on failure. All `unsafe` is in [`export`].
 
-// The core error is large by design (it owns the names it reports).
-#![allow(clippy::result_large_err)]
 // C names, as the header spells them.
 #![allow(non_camel_case_types)]
 #![deny(unsafe_code)]
@@ -17,6 +15,8 @@
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]
 pub mod export;
+
+mod errno;
 
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -102,7 +102,7 @@ impl ksymrelo_result {
                 ksymrelo_std::Reason::None
             };
         }
-        r.status = err.errno();
+        r.status = errno::of(err);
         r.reason = reason;
         r.message = c_string(&err.to_string());
         r.failed_extern = failed.as_deref().map(c_string);
@@ -136,7 +136,7 @@ impl Failure {
 
 impl From<ksymrelo_std::Error> for Failure {
     fn from(e: ksymrelo_std::Error) -> Self {
-        Failure::new(e.errno(), e.to_string())
+        Failure::new(errno::of(&e), e.to_string())
     }
 }
 

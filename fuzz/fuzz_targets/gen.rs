@@ -6,6 +6,7 @@
 use arbitrary::Arbitrary;
 use ksymrelo_core::gen::{self, GenOptions};
 use ksymrelo_core::bpf::op;
+use ksymrelo_core::index::{BtfId, ExternIdx, InsnIdx, SectionIndex};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::object::{Extern, ExternKind, Site, SiteKind};
 use libfuzzer_sys::fuzz_target;
@@ -61,9 +62,9 @@ fuzz_target!(|input: Input| {
                 ][e.kind as usize % 4],
                 weak: e.weak,
                 sym_idx: i as u32,
-                btf_id: 1,
-                type_id: 1,
-                index: i as u32,
+                btf_id: BtfId(1),
+                type_id: BtfId(1),
+                index: ExternIdx(i as u32),
             }
         })
         .collect();
@@ -72,9 +73,9 @@ fuzz_target!(|input: Input| {
         .iter()
         .take(64)
         .map(|s| Site {
-            section: 0,
-            insn_idx: u32::from(s.insn_idx % 512),
-            extern_idx: u32::from(s.extern_idx),
+            section: SectionIndex(0),
+            insn_idx: InsnIdx(u32::from(s.insn_idx % 512)),
+            extern_idx: ExternIdx(u32::from(s.extern_idx)),
             kind: if s.call { SiteKind::Call } else { SiteKind::Ld64 },
         })
         .collect();

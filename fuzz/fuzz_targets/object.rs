@@ -15,13 +15,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for (i, e) in externs.iter().enumerate() {
-        assert_eq!(e.index as usize, i);
+        assert_eq!(e.index.get(), i);
     }
     let Ok(max) = obj.max_site_count() else { return };
     let mut sites = vec![Site::default(); max];
     if let Ok(sites) = obj.sites(externs, &mut sites) {
         for s in sites.iter() {
-            assert!((s.extern_idx as usize) < externs.len());
+            assert!((s.extern_idx.get()) < externs.len());
         }
     }
 });

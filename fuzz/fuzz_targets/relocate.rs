@@ -84,7 +84,7 @@ fuzz_target!(|input: Input<'_>| {
                     }
                     let is_site = sites.iter().any(|s| {
                         s.section == section.index
-                            && (s.insn_idx as usize == i || (s.kind == SiteKind::Ld64 && s.insn_idx as usize + 1 == i))
+                            && (s.insn_idx.get() == i || (s.kind == SiteKind::Ld64 && s.insn_idx.get() + 1 == i))
                     });
                     assert!(is_site, "instruction {i} changed but is no site");
                 }

@@ -239,7 +239,7 @@ pub fn check_kernel(object: &[u8], dir: &KernelDir) -> KernelCheck {
                     None,
                     None,
                 ),
-                (None, Resolved::Btf { btf_id, .. }) => (Outcome::Ok, Some(btf_id), None),
+                (None, Resolved::Btf { btf_id, .. }) => (Outcome::Ok, Some(btf_id.0), None),
                 (None, Resolved::Address { addr }) => (Outcome::Ok, None, Some(addr)),
                 (None, Resolved::Unresolved(Unresolved::Incompatible)) => (Outcome::WeakIncompatible, None, None),
                 (None, Resolved::Unresolved(_)) => (Outcome::WeakMissing, None, None),

@@ -30,7 +30,7 @@ pub enum Error {
     /// as C and where they first differ.
     Incompatible {
         /// The core error (ids only).
-        source: ksymrelo_core::Error,
+        source: Box<ksymrelo_core::Error>,
         /// The whole message.
         message: String,
     },
@@ -153,19 +153,6 @@ impl Error {
             _ => None,
         }
     }
-
-    /// A negative errno for C callers.
-    pub fn errno(&self) -> i32 {
-        match self {
-            Error::Core(e) => e.errno(),
-            Error::Io { source, .. } => -crate::sys::errno(source).unwrap_or(libc::EIO),
-            Error::Usage(_) => -libc::EINVAL,
-            Error::AddressesHidden { .. } => -libc::EACCES,
-            Error::NotFound { source, .. } => source.errno(),
-            Error::Incompatible { source, .. } => source.errno(),
-            Error::InKernel { .. } => -libc::ESRCH,
-        }
-    }
 }
 
 impl fmt::Display for Error {
@@ -207,7 +194,7 @@ impl std::error::Error for Error {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
             Error::NotFound { source, .. } => Some(source.as_ref()),
-            Error::Incompatible { source, .. } => Some(source),
+            Error::Incompatible { source, .. } => Some(source.as_ref()),
             Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,
         }
     }

@@ -216,7 +216,7 @@ pub(crate) fn incompatible(
         }
     }
     Error::Incompatible {
-        source: err,
+        source: Box::new(err),
         message: text,
     }
 }

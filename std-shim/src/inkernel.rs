@@ -74,7 +74,7 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
     let mut module_fds = Vec::new();
     let patched = gen::patched_insns(&blob, &layout)?.to_vec();
     for site in sites {
-        let at = site.insn_idx as usize;
+        let at = site.insn_idx.get();
         let fd = match site.kind {
             ksymrelo_core::object::SiteKind::Ld64 if patched[at].src_reg() == ksymrelo_core::bpf::pseudo::BTF_ID => {
                 patched[at + 1].imm()
@@ -235,7 +235,7 @@ mod tests {
         let (answers, modules) = lookup(&queries).unwrap();
         assert!(matches!(answers[0], lookup::Answer::Address(a) if a > 0), "{answers:?}");
         assert_eq!(answers[1], lookup::Answer::NotFound);
-        assert!(matches!(answers[2], lookup::Answer::Btf { btf_id, fd: 0 } if btf_id > 0));
+        assert!(matches!(answers[2], lookup::Answer::Btf { btf_id, fd: 0 } if btf_id.0 > 0));
         assert_eq!(answers[3], lookup::Answer::NotFound);
         assert!(modules.modules.is_empty());
     }

@@ -11,8 +11,6 @@
 //! print!("{}", ksymrelo_std::report::to_table(&relocation));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-// The core error is large by design (it owns the names it reports).
-#![allow(clippy::result_large_err)]
 #![deny(unsafe_code)]
 
 pub mod check;

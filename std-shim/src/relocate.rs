@@ -21,7 +21,8 @@
 use std::sync::Arc;
 
 use ksymrelo_core::btf::{Btf, Kind};
-use ksymrelo_core::error::{Error as CoreError, LookupKind, Name};
+use ksymrelo_core::error::{Error as CoreError, LookupKind, Name, NamePair};
+use ksymrelo_core::index::{InsnIdx, SectionIndex};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
 use ksymrelo_core::lookup::{Answer, Query};
@@ -59,7 +60,7 @@ pub struct ExternReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelocatedSection {
     /// ELF section index.
-    pub index: u32,
+    pub index: SectionIndex,
     /// ELF section name.
     pub name: String,
     /// All of its instructions, patched.
@@ -112,9 +113,9 @@ impl Resolved {
         let mut counts = vec![0usize; externs.len()];
         let mut called = vec![false; externs.len()];
         for s in sites {
-            if let Some(c) = counts.get_mut(s.extern_idx as usize) {
+            if let Some(c) = counts.get_mut(s.extern_idx.get()) {
                 *c += 1;
-                called[s.extern_idx as usize] |= s.kind == SiteKind::Call;
+                called[s.extern_idx.get()] |= s.kind == SiteKind::Call;
             }
         }
         externs
@@ -668,8 +669,7 @@ pub fn relocate_insns_with(
             Ok(kind) => kind,
             Err(NotASite::Opcode(code)) => {
                 return Err(CoreError::SiteOpcode {
-                    name: Name::from(s.name),
-                    section: Name::from("(insns)"),
+                    names: NamePair::new(s.name.as_bytes(), b"(insns)"),
                     insn_idx: s.insn_idx,
                     code,
                 }
@@ -693,14 +693,14 @@ pub fn relocate_insns_with(
             }
         };
         core_sites.push(Site {
-            section: 0,
-            insn_idx: s.insn_idx,
+            section: SectionIndex::UNDEF,
+            insn_idx: InsnIdx(s.insn_idx),
             extern_idx: ext.index,
             kind,
         });
     }
     let resolved = resolve_externs(&externs, &btf, kernel, mode)?;
-    patch::patch_section(insns, 0, &core_sites, &resolved.resolutions)?;
+    patch::patch_section(insns, SectionIndex::UNDEF, &core_sites, &resolved.resolutions)?;
     Ok(InsnRelocation {
         externs: resolved.reports(&externs, &core_sites),
         fd_array: resolved.fd_array.clone(),

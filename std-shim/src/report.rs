@@ -148,7 +148,7 @@ fn extern_json(e: &ExternReport) -> Value {
             btf_obj_fd,
             fd_array_slot,
             ..
-        } => (json!(btf_id), json!(btf_obj_fd), json!(fd_array_slot), Value::Null),
+        } => (json!(btf_id.0), json!(btf_obj_fd), json!(fd_array_slot), Value::Null),
         Outcome::Address { addr } => (Value::Null, Value::Null, Value::Null, json!(format!("{addr:#x}"))),
         Outcome::Unresolved(_) => (Value::Null, Value::Null, Value::Null, Value::Null),
     };
@@ -285,7 +285,7 @@ mod tests {
             resolution: Resolution {
                 kind: ExternKind::Kfunc,
                 weak: true,
-                index: 0,
+                index: ksymrelo_core::index::ExternIdx(0),
                 outcome,
             },
             module: module.map(str::to_owned),
@@ -305,7 +305,7 @@ mod tests {
                     "k",
                     None,
                     Outcome::Btf {
-                        btf_id: 5,
+                        btf_id: ksymrelo_core::index::BtfId(5),
                         btf_obj_fd: -2,
                         module: Some(0),
                         fd_array_slot: 1,
@@ -319,7 +319,7 @@ mod tests {
             ],
             fd_array: vec![0, 7],
             sections: vec![crate::RelocatedSection {
-                index: 3,
+                index: ksymrelo_core::index::SectionIndex(3),
                 name: "sys\"call".into(),
                 insns: vec![Insn::new(0x18, 1, 3, -2, -5), Insn::new(0x85, 0, 2, 1, 77)],
             }],

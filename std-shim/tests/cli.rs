@@ -75,7 +75,7 @@ fn json_has_externs_fd_array_and_whole_sections() {
     assert_eq!(sections.len(), exec.len());
     for (s, e) in sections.iter().zip(&exec) {
         assert_eq!(s["name"].as_str().unwrap().as_bytes(), e.name);
-        assert_eq!(s["insns"].as_array().unwrap().len(), e.file_range().len() / 8);
+        assert_eq!(s["insns"].as_array().unwrap().len(), e.file_range().unwrap().len() / 8);
     }
     let vfs_read = externs.iter().find(|e| e["name"] == "vfs_read").unwrap();
     assert!(vfs_read["addr"].as_str().unwrap().starts_with("0xffff"));

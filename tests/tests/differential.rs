@@ -181,12 +181,12 @@ fn compare_site(
     (mine, i): (&[Insn], usize),
     (theirs, j): (&[Insn], usize),
 ) {
-    let r = ours.externs[site.extern_idx as usize].resolution;
+    let r = ours.externs[site.extern_idx.get()].resolution;
     let poisoned = site.kind == SiteKind::Call && !r.is_resolved();
     if poisoned {
         assert_eq!(
             mine[i],
-            Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index as i32),
+            Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + r.index.0 as i32),
             "{what} #{i}"
         );
     }
@@ -256,7 +256,7 @@ fn compare_sites(obj: &str, oracle: Oracle, mode: Mode, ours: &Relocation, their
         .map(|t| {
             elf.symbols()
                 .iter()
-                .filter(|s| s.kind() == STT_FUNC && u32::from(s.st_shndx.get()) == t.index)
+                .filter(|s| s.kind() == STT_FUNC && u32::from(s.st_shndx.get()) == t.index.0)
                 .map(|s| {
                     let start = s.st_value.get() as usize / 8;
                     (start, start + s.st_size.get() as usize / 8)
@@ -275,22 +275,19 @@ fn compare_sites(obj: &str, oracle: Oracle, mode: Mode, ours: &Relocation, their
             "{what}: libbpf's program is shorter"
         );
         for site in ours.sites.iter().filter(|s| s.section == section.index) {
-            let i = site.insn_idx as usize;
+            let i = site.insn_idx.get();
             compare_site(&what, oracle, ours, site, (&section.insns, i), (&prog.insns, i));
             compared += 1;
         }
         let Some(text) = text else { continue };
         let text_sites: Vec<&Site> = ours.sites.iter().filter(|s| s.section == text.index).collect();
-        let at: Vec<usize> = text_sites.iter().map(|s| s.insn_idx as usize).collect();
+        let at: Vec<usize> = text_sites.iter().map(|s| s.insn_idx.get()).collect();
         for &(start, end) in &functions {
             let Some(p) = appended_at(&text.insns, &at, start, end, &prog.insns, section.insns.len()) else {
                 continue;
             };
-            for site in text_sites
-                .iter()
-                .filter(|s| (start..end).contains(&(s.insn_idx as usize)))
-            {
-                let i = site.insn_idx as usize;
+            for site in text_sites.iter().filter(|s| (start..end).contains(&(s.insn_idx.get()))) {
+                let i = site.insn_idx.get();
                 let what = format!("{what} (.text #{i})");
                 compare_site(
                     &what,
@@ -546,7 +543,7 @@ fn kernel_mode_differs_from_libbpf_only_as_documented() {
                     btf_id, btf_obj_fd: 0, ..
                 },
                 Some(_),
-            ) => assert_eq!(btf_id, id, "{obj}"),
+            ) => assert_eq!(btf_id.0, id, "{obj}"),
             (Outcome::Address { addr }, None) => {
                 assert!(
                     kallsyms[name].contains(&addr),

@@ -6,6 +6,7 @@
 use std::os::fd::AsFd;
 
 use ksymrelo_core::bpf::{op, pseudo};
+use ksymrelo_core::index::{ExternIdx, InsnIdx, SectionIndex};
 use ksymrelo_std::load::{load_program, LoadOptions};
 use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
 use ksymrelo_std::{relocate, relocate_with, Kernel, Mode, Relocation};
@@ -105,7 +106,7 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
     let insns = &r.section("syscall").unwrap().insns;
     let poisoned = insns
         .iter()
-        .filter(|i| i.code == op::CALL && i.imm() == 2_002_000_000 + missing as i32)
+        .filter(|i| i.code == op::CALL && i.imm() == 2_002_000_000 + missing.0 as i32)
         .count();
     assert_eq!(poisoned, 1);
     assert!(insns
@@ -153,8 +154,8 @@ fn typed_vars_resolve_to_vmlinux_btf_ids() {
     let btf = ksymrelo_core::btf::Btf::parse(&vmlinux).unwrap();
     let insns = &r.section("syscall").unwrap().insns;
     for site in &r.sites {
-        let e = &r.externs[site.extern_idx as usize];
-        let i = site.insn_idx as usize;
+        let e = &r.externs[site.extern_idx.get()];
+        let i = site.insn_idx.get();
         match e.name.as_str() {
             "ksymrelo_no_such_var" => {
                 assert_eq!((insns[i].src_reg(), insns[i].imm(), insns[i + 1].imm()), (0, 0, 0));
@@ -191,7 +192,7 @@ fn weak_kfuncs_present_run_absent_are_skipped() {
     for name in ["bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy"] {
         let e = r.extern_named(name).unwrap();
         assert!(!e.resolution.is_resolved() && e.poisoned, "{name}");
-        let poison = 2_002_000_000 + e.resolution.index as i32;
+        let poison = 2_002_000_000 + e.resolution.index.0 as i32;
         assert!(
             insns.iter().any(|i| i.code == op::CALL && i.imm() == poison),
             "{name}'s call poisoned"
@@ -215,7 +216,7 @@ fn multi_section_object_is_patched_identically_in_every_mode() {
         assert!(names.contains(&want), "{names:?}");
     }
     assert_eq!(user.extern_named("vfs_read").unwrap().sites, 3);
-    let sections_with_sites: std::collections::BTreeSet<u32> = user.sites.iter().map(|s| s.section).collect();
+    let sections_with_sites: std::collections::BTreeSet<u32> = user.sites.iter().map(|s| s.section.0).collect();
     assert_eq!(sections_with_sites.len(), 3);
     for mode in [Mode::Kernel, Mode::Auto] {
         let r = relocate_with(&data, &Kernel::live(), mode).unwrap();
@@ -242,9 +243,9 @@ fn in_kernel_runner_patches_and_times_its_run() {
     assert!(run.run_ns > 0, "run time not measured");
     assert!(run.module_fds.is_empty());
     for site in &sites {
-        let e = &externs[site.extern_idx as usize];
+        let e = &externs[site.extern_idx.get()];
         assert_eq!(e.kind, ExternKind::Typeless);
-        let (lo, hi) = (run.insns[site.insn_idx as usize], run.insns[site.insn_idx as usize + 1]);
+        let (lo, hi) = (run.insns[site.insn_idx.get()], run.insns[site.insn_idx.get() + 1]);
         let addr = u64::from(lo.imm() as u32) | (u64::from(hi.imm() as u32) << 32);
         let want = if e.weak && e.name.starts_with("ksymrelo_") {
             0
@@ -277,21 +278,21 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
         essential_name: name,
         kind: ExternKind::Typed,
         weak: false,
-        index,
+        index: ExternIdx(index),
         ..Extern::default()
     };
     let externs = [typed("ksymrelo_no_such_var", 0), typed("bpf_prog_active", 1)];
     let sites = [
         Site {
-            section: 0,
-            insn_idx: 0,
-            extern_idx: 0,
+            section: SectionIndex(0),
+            insn_idx: InsnIdx(0),
+            extern_idx: ExternIdx(0),
             kind: SiteKind::Ld64,
         },
         Site {
-            section: 0,
-            insn_idx: 2,
-            extern_idx: 1,
+            section: SectionIndex(0),
+            insn_idx: InsnIdx(2),
+            extern_idx: ExternIdx(1),
             kind: SiteKind::Ld64,
         },
     ];
@@ -467,10 +468,10 @@ fn kfunc_calls(r: &Relocation, section: &str) -> Vec<(String, i16, i32)> {
         .filter(|s| s.section == sec.index)
         .filter(|s| s.kind == ksymrelo_core::object::SiteKind::Call)
         .map(|s| {
-            let i = sec.insns[s.insn_idx as usize];
+            let i = sec.insns[s.insn_idx.get()];
             assert_eq!(i.code, op::CALL);
-            let name = r.externs[s.extern_idx as usize].name.clone();
-            if r.externs[s.extern_idx as usize].resolution.is_resolved() {
+            let name = r.externs[s.extern_idx.get()].name.clone();
+            if r.externs[s.extern_idx.get()].resolution.is_resolved() {
                 assert_eq!(i.src_reg(), pseudo::KFUNC_CALL, "{name}");
             }
             (name, i.off(), i.imm())
@@ -627,8 +628,8 @@ fn typed_percpu_vars_of_vmlinux_and_a_module_run() {
         let insns = &r.section("syscall").unwrap().insns;
         let mut recseq_sites = 0;
         for site in &r.sites {
-            let e = &r.externs[site.extern_idx as usize];
-            let i = site.insn_idx as usize;
+            let e = &r.externs[site.extern_idx.get()];
+            let i = site.insn_idx.get();
             let fd = match e.name.as_str() {
                 "xt_recseq" => {
                     recseq_sites += 1;
@@ -693,15 +694,15 @@ fn weak_module_kfuncs_with_ksym_exists() {
         let missing = r.extern_named("ksymrelo_missing_kfunc").unwrap();
         assert!(missing.poisoned);
         for site in &r.sites {
-            let e = &r.externs[site.extern_idx as usize];
-            let i = insns[site.insn_idx as usize];
+            let e = &r.externs[site.extern_idx.get()];
+            let i = insns[site.insn_idx.get()];
             match (site.kind, e.name.as_str()) {
                 (ksymrelo_core::object::SiteKind::Ld64, "ksymrelo_missing_kfunc") => {
-                    let hi = insns[site.insn_idx as usize + 1];
+                    let hi = insns[site.insn_idx.get() + 1];
                     assert_eq!((i.src_reg(), i.imm(), hi.imm()), (0, 0, 0));
                 }
                 (ksymrelo_core::object::SiteKind::Ld64, name) => {
-                    let hi = insns[site.insn_idx as usize + 1];
+                    let hi = insns[site.insn_idx.get() + 1];
                     assert_eq!(
                         (i.src_reg(), i.imm() as u32, hi.imm()),
                         (ksymrelo_core::bpf::pseudo::BTF_ID, ids[name], ct_fd),
@@ -711,7 +712,7 @@ fn weak_module_kfuncs_with_ksym_exists() {
                 (_, "ksymrelo_missing_kfunc") => {
                     assert_eq!(
                         (i.code, i.src_reg(), i.imm()),
-                        (op::CALL, 0, 2_002_000_000 + missing.resolution.index as i32)
+                        (op::CALL, 0, 2_002_000_000 + missing.resolution.index.0 as i32)
                     );
                 }
                 (_, name) => assert_eq!((i.src_reg(), i.off()), (pseudo::KFUNC_CALL, 1), "{mode:?}: {name}"),

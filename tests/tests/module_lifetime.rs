@@ -123,7 +123,7 @@ fn conntrack_only(kernel: &Kernel, mode: Mode) -> Relocation {
     assert_module_btf_fd(r.fd_array[1], "nf_conntrack");
     let insns = &r.section("xdp").unwrap().insns;
     for s in &r.sites {
-        let i = s.insn_idx as usize;
+        let i = s.insn_idx.get();
         if s.kind == ksymrelo_core::object::SiteKind::Ld64 && insns[i].src_reg() == ksymrelo_core::bpf::pseudo::BTF_ID {
             assert_module_btf_fd(insns[i + 1].imm(), "nf_conntrack");
         }
@@ -197,8 +197,8 @@ fn unload_and_reload(mode: Mode) {
     );
     let insns = &again.section("xdp").unwrap().insns;
     for s in &again.sites {
-        let i = insns[s.insn_idx as usize];
-        if again.externs[s.extern_idx as usize].name == "bpf_ct_set_nat_info" {
+        let i = insns[s.insn_idx.get()];
+        if again.externs[s.extern_idx.get()].name == "bpf_ct_set_nat_info" {
             assert_eq!(i.off(), 2, "{mode:?}: nf_nat's calls use slot 2");
         }
     }

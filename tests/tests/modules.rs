@@ -26,7 +26,7 @@ fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
             btf_obj_fd,
             fd_array_slot,
             ..
-        } => (btf_id, btf_obj_fd, fd_array_slot),
+        } => (btf_id.0, btf_obj_fd, fd_array_slot),
         other => panic!("{name}: {other:?}"),
     };
     assert_eq!(btf("ksymrelo_mod_kfunc"), (f1, mod_fd, 1));
@@ -59,7 +59,7 @@ fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
     // The weak, absent kfunc: ld_imm64 zeroed, call poisoned with its index.
     let absent = r.extern_named("ksymrelo_absent_kfunc").unwrap().resolution.index;
     assert_eq!((insns[9].imm(), insns[10].imm(), insns[9].src_reg()), (0, 0, 0));
-    assert_eq!(call(12), (op::CALL, 0, 0, 2_002_000_000 + absent as i32));
+    assert_eq!(call(12), (op::CALL, 0, 0, 2_002_000_000 + absent.0 as i32));
     // The module variable: BTF id and the module's BTF object fd.
     assert_eq!(
         (insns[17].src_reg(), insns[17].imm(), insns[18].imm()),
@@ -92,7 +92,7 @@ fn a_kfunc_in_vmlinux_wins_over_modules() {
             module,
             ..
         } => {
-            assert_eq!((btf_id, btf_obj_fd, module), (vm_id, 0, None));
+            assert_eq!((btf_id.0, btf_obj_fd, module), (vm_id, 0, None));
         }
         other => panic!("{other:?}"),
     }

@@ -26,17 +26,17 @@ fn check(fixture: &str, expected: &[Row]) {
         expected.iter().map(|(n, k, w, s)| (*n, *k, *w, s.to_vec())).collect();
     assert_eq!(got, want, "{fixture}");
     for (i, e) in externs.iter().enumerate() {
-        assert_eq!(e.index as usize, i);
+        assert_eq!(e.index.get(), i);
         match e.kind {
-            ExternKind::Typeless => assert_eq!(e.type_id, 0),
-            _ => assert_ne!(e.type_id, 0, "{}", e.name),
+            ExternKind::Typeless => assert_eq!(e.type_id.0, 0),
+            _ => assert_ne!(e.type_id.0, 0, "{}", e.name),
         }
     }
     // Every site points at its instruction kind inside an executable section.
     for s in sites.iter() {
         let section = obj.elf().section(s.section).unwrap();
         assert!(section.is_exec());
-        let insn = obj.insns(&section).unwrap()[s.insn_idx as usize];
+        let insn = obj.insns(&section).unwrap()[s.insn_idx.get()];
         assert_eq!(insn.is_call(), s.kind == SiteKind::Call);
     }
 }
@@ -126,7 +126,7 @@ fn a_site_at_another_opcode_is_an_error_naming_section_and_index() {
         let s = obj.elf().section_by_name(b"syscall").unwrap().unwrap();
         let insns = obj.insns(&s).unwrap();
         let i = insns.iter().position(|i| i.is_ld_imm64()).unwrap();
-        (s.file_range().start + i * 8, i)
+        (s.file_range().unwrap().start + i * 8, i)
     };
     data[off] = 0xb7;
     let obj = Object::parse(&data).unwrap();
@@ -155,7 +155,7 @@ fn relocate_insns_names_the_extern_of_a_bad_site() {
     let original = obj.insns(&s).unwrap().to_vec();
     let (externs, sites) = externs_and_sites(&obj);
     let site = sites.iter().find(|x| x.section == s.index).unwrap();
-    let name = externs[site.extern_idx as usize].name;
+    let name = externs[site.extern_idx.get()].name;
     // Offline BTF that does not exist: reading it would be an I/O error.
     let kernel = Kernel::from_files(Some(std::path::Path::new("/nonexistent/vmlinux")), None);
     let len = original.len() as u32;
@@ -166,8 +166,8 @@ fn relocate_insns_names_the_extern_of_a_bad_site() {
             format!("extern '{name}': site at instruction {} is past the end", len + 3),
         ),
         (
-            site.insn_idx,
-            site.insn_idx as usize + 1,
+            site.insn_idx.0,
+            site.insn_idx.get() + 1,
             format!(
                 "extern '{name}': its ld_imm64 site at instruction {} is the last",
                 site.insn_idx

@@ -3,7 +3,8 @@
 
 use crate::btf::{linkage, Btf, Kind};
 use crate::elf::{Elf, Symbol, SHN_UNDEF, STB_GLOBAL, STB_WEAK, STT_NOTYPE};
-use crate::error::{Error, Name, Result};
+use crate::error::{Error, Name, NamePair, Result};
+use crate::index::{BtfId, ExternIdx};
 
 /// What an extern is, as ksymrelo resolves it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -51,12 +52,12 @@ pub struct Extern<'a> {
     /// ELF symbol index.
     pub sym_idx: u32,
     /// The VAR or FUNC type id in the object's BTF.
-    pub btf_id: u32,
+    pub btf_id: BtfId,
     /// Typed: the variable's type after modifiers/typedefs; kfunc: its
     /// FUNC_PROTO; typeless and kconfig: 0.
-    pub type_id: u32,
+    pub type_id: BtfId,
     /// libbpf's index of this extern (kconfig first, then ksyms, by name).
-    pub index: u32,
+    pub index: ExternIdx,
 }
 
 impl<'a> Extern<'a> {
@@ -137,16 +138,16 @@ pub fn order(table: &mut [Extern<'_>]) {
             .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
     });
     for (i, e) in table.iter_mut().enumerate() {
-        e.index = i as u32;
+        e.index = ExternIdx(i as u32);
     }
 }
 
 /// `Extern::index` of an entry [`describe_all`] has not classified yet.
-const UNCLASSIFIED: u32 = u32::MAX;
+const UNCLASSIFIED: ExternIdx = ExternIdx(u32::MAX);
 /// ... whose VAR/FUNC has the wrong linkage (kept in `type_id`).
-const BAD_LINKAGE: u32 = u32::MAX - 1;
+const BAD_LINKAGE: ExternIdx = ExternIdx(u32::MAX - 1);
 /// ... listed by a DATASEC other than `.ksyms`/`.kconfig` (its id in `type_id`).
-const OTHER_SECTION: u32 = u32::MAX - 2;
+const OTHER_SECTION: ExternIdx = ExternIdx(u32::MAX - 2);
 
 /// Describes a whole extern table at once, as [`describe`] does one
 /// extern, in two passes over the object's BTF whatever the table's size:
@@ -157,7 +158,7 @@ const OTHER_SECTION: u32 = u32::MAX - 2;
 pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
     table.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     for e in table.iter_mut() {
-        e.btf_id = 0;
+        e.btf_id = BtfId(0);
         e.index = UNCLASSIFIED;
     }
     // Pass 1: the first VAR or FUNC of each name, in id order; its kind
@@ -176,11 +177,11 @@ pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
             continue;
         };
         let e = &mut table[i];
-        if e.btf_id != 0 {
+        if e.btf_id != BtfId(0) {
             continue;
         }
         pending -= 1;
-        e.btf_id = ty.id();
+        e.btf_id = BtfId(ty.id());
         e.kind = if ty.kind() == Kind::Func {
             ExternKind::Kfunc
         } else {
@@ -188,16 +189,16 @@ pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
         };
         if ty.linkage() != linkage::EXTERN {
             e.index = BAD_LINKAGE;
-            e.type_id = ty.linkage();
+            e.type_id = BtfId(ty.linkage());
         } else {
-            e.type_id = ty.type_id();
+            e.type_id = BtfId(ty.type_id());
         }
     }
     // Pass 2: the first DATASEC that lists each one decides its class.
     table.sort_unstable_by_key(|e| e.btf_id);
     let mut pending = table
         .iter()
-        .filter(|e| e.btf_id != 0 && e.index == UNCLASSIFIED)
+        .filter(|e| e.btf_id != BtfId(0) && e.index == UNCLASSIFIED)
         .count();
     for sec in btf.own_types() {
         if pending == 0 {
@@ -209,63 +210,63 @@ pub fn describe_all<'a>(btf: &Btf<'a>, table: &mut [Extern<'a>]) -> Result<()> {
         }
         let sec_name = btf.name(&sec)?;
         for v in sec.datasec_vars() {
-            let Ok(i) = table.binary_search_by_key(&v.type_id.get(), |e| e.btf_id) else {
+            let Ok(i) = table.binary_search_by_key(&BtfId(v.type_id.get()), |e| e.btf_id) else {
                 continue;
             };
             let e = &mut table[i];
-            if e.btf_id == 0 || e.index != UNCLASSIFIED {
+            if e.btf_id == BtfId(0) || e.index != UNCLASSIFIED {
                 continue;
             }
             pending -= 1;
-            e.index = 0;
+            e.index = ExternIdx(0);
             match sec_name {
-                b".ksyms" if e.kind == ExternKind::Kfunc => e.type_id = btf.skip_mods_and_typedefs(e.type_id)?.id(),
+                b".ksyms" if e.kind == ExternKind::Kfunc => {
+                    e.type_id = BtfId(btf.skip_mods_and_typedefs(e.type_id.0)?.id())
+                }
                 b".ksyms" => {
-                    e.type_id = btf.skip_mods_and_typedefs(e.type_id)?.id();
-                    if e.type_id == 0 {
+                    e.type_id = BtfId(btf.skip_mods_and_typedefs(e.type_id.0)?.id());
+                    if e.type_id == BtfId(0) {
                         e.kind = ExternKind::Typeless;
                     }
                 }
                 b".kconfig" => {
                     e.kind = ExternKind::Kconfig;
-                    e.type_id = 0;
+                    e.type_id = BtfId(0);
                 }
                 _ => {
                     e.index = OTHER_SECTION;
-                    e.type_id = sec.id();
+                    e.type_id = BtfId(sec.id());
                 }
             }
         }
     }
     // Errors, for the first failing extern in symbol order (sorted so only
     // when there is one).
-    let failed = |e: &Extern<'_>| e.btf_id == 0 || matches!(e.index, BAD_LINKAGE | UNCLASSIFIED | OTHER_SECTION);
+    let failed = |e: &Extern<'_>| e.btf_id == BtfId(0) || matches!(e.index, BAD_LINKAGE | UNCLASSIFIED | OTHER_SECTION);
     if table.iter().any(failed) {
         table.sort_unstable_by_key(|e| e.sym_idx);
     }
     for e in table.iter() {
         let name = || Name::from(e.name);
-        if e.btf_id == 0 {
+        if e.btf_id == BtfId(0) {
             return Err(Error::ExternNoBtf { name: name() });
         }
         match e.index {
             BAD_LINKAGE => {
                 return Err(Error::ExternLinkage {
                     name: name(),
-                    linkage: e.type_id,
+                    linkage: e.type_id.0,
                 })
             }
             UNCLASSIFIED => {
                 return Err(Error::ExternSection {
-                    name: name(),
-                    section: Name::new(b""),
+                    names: NamePair::new(e.name.as_bytes(), b""),
                 })
             }
             OTHER_SECTION => {
-                let sec = btf.type_by_id(e.type_id)?;
+                let sec = btf.type_by_id(e.type_id.0)?;
                 return Err(Error::ExternSection {
-                    name: name(),
-                    section: Name::new(btf.name(&sec)?),
+                    names: NamePair::new(e.name.as_bytes(), btf.name(&sec)?),
                 });
             }
             _ => {}
@@ -324,14 +325,13 @@ pub fn describe<'a>(btf: &Btf<'a>, name: &'a str, sym_idx: u32, weak: bool) -> R
         Some(b".kconfig") => ExternKind::Kconfig,
         other => {
             return Err(Error::ExternSection {
-                name: err_name(),
-                section: Name::new(other.unwrap_or(b"")),
+                names: NamePair::new(name.as_bytes(), other.unwrap_or(b"")),
             })
         }
     };
     let type_id = match kind {
-        ExternKind::Typed | ExternKind::Kfunc => btf.skip_mods_and_typedefs(ty.type_id())?.id(),
-        ExternKind::Typeless | ExternKind::Kconfig => 0,
+        ExternKind::Typed | ExternKind::Kfunc => BtfId(btf.skip_mods_and_typedefs(ty.type_id())?.id()),
+        ExternKind::Typeless | ExternKind::Kconfig => BtfId(0),
     };
     Ok(Extern {
         name,
@@ -339,8 +339,8 @@ pub fn describe<'a>(btf: &Btf<'a>, name: &'a str, sym_idx: u32, weak: bool) -> R
         kind,
         weak,
         sym_idx,
-        btf_id: ty.id(),
+        btf_id: BtfId(ty.id()),
         type_id,
-        index: 0,
+        index: ExternIdx(0),
     })
 }

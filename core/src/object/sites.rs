@@ -3,7 +3,8 @@
 use super::Extern;
 use crate::bpf::INSN_SIZE;
 use crate::elf::{Elf, SHT_REL};
-use crate::error::{Error, Name, Result};
+use crate::error::{Error, Name, NamePair, Result};
+use crate::index::{ExternIdx, InsnIdx, SectionIndex};
 use crate::insn::{self, Insn};
 
 /// What instruction a site is.
@@ -56,11 +57,11 @@ pub enum NotASite {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Site {
     /// ELF index of the executable section holding the instruction.
-    pub section: u32,
+    pub section: SectionIndex,
     /// Instruction index within that section.
-    pub insn_idx: u32,
+    pub insn_idx: InsnIdx,
     /// Index into the extern table.
-    pub extern_idx: u32,
+    pub extern_idx: ExternIdx,
     /// Instruction kind.
     pub kind: SiteKind,
 }
@@ -73,7 +74,7 @@ pub(super) fn max_count(elf: &Elf<'_>) -> Result<usize> {
         if rel_sec.header.sh_type.get() != SHT_REL {
             continue;
         }
-        let target = elf.section(rel_sec.header.sh_info.get())?;
+        let target = elf.section(SectionIndex(rel_sec.header.sh_info.get()))?;
         if target.is_exec() {
             n += elf.rels(&rel_sec)?.len();
         }
@@ -111,11 +112,11 @@ pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [S
         if rel_sec.header.sh_type.get() != SHT_REL {
             continue;
         }
-        let target = elf.section(rel_sec.header.sh_info.get())?;
+        let target = elf.section(SectionIndex(rel_sec.header.sh_info.get()))?;
         if !target.is_exec() {
             continue;
         }
-        if Some(rel_sec.header.sh_link.get()) != elf.symtab_index() {
+        if Some(SectionIndex(rel_sec.header.sh_link.get())) != elf.symtab_index() {
             return Err(Error::Malformed {
                 what: "ELF relocation section's symbol table link",
                 offset: rel_sec.header.sh_offset.get() as usize,
@@ -162,8 +163,7 @@ pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [S
                 }
                 Err(NotASite::Opcode(code)) => {
                     return Err(Error::SiteOpcode {
-                        name: Name::from(ext.name),
-                        section: section(),
+                        names: NamePair::new(ext.name.as_bytes(), target.name),
                         insn_idx: idx as u32,
                         code,
                     })
@@ -175,7 +175,7 @@ pub(super) fn collect<'o>(elf: &Elf<'_>, externs: &[Extern<'_>], out: &'o mut [S
             })?;
             *slot = Site {
                 section: target.index,
-                insn_idx: idx as u32,
+                insn_idx: InsnIdx(idx as u32),
                 extern_idx: ext.index,
                 kind,
             };

@@ -1,0 +1,59 @@
+//! The one mapping from ksymrelo's errors to the negative errno a C caller
+//! gets, libbpf's numbers where libbpf fails the same way.
+
+use ksymrelo_core::Error as CoreError;
+use ksymrelo_std::Error;
+
+/// The status (a negative errno) a C entry point returns for `err`.
+pub(crate) fn of(err: &Error) -> i32 {
+    -match err {
+        Error::Core(e) => core_errno(e),
+        Error::Incompatible { source, .. } => core_errno(source),
+        Error::NotFound { source, .. } => return of(source),
+        Error::Io { source, .. } => ksymrelo_std::sys::errno(source).unwrap_or(libc::EIO),
+        Error::Usage(_) => libc::EINVAL,
+        Error::AddressesHidden { .. } => libc::EACCES,
+        Error::InKernel { .. } => libc::ESRCH,
+    }
+}
+
+/// The (positive) errno of a core error.
+fn core_errno(e: &CoreError) -> i32 {
+    match e {
+        CoreError::CapacityExceeded { .. } => libc::ENOSPC,
+        CoreError::UnsupportedElf { .. } => libc::EOPNOTSUPP,
+        CoreError::ExternNoBtf { .. } => libc::ENOENT,
+        CoreError::NotInKernelBtf { .. } | CoreError::StrongUnresolved { .. } => libc::ESRCH,
+        CoreError::FdArrayFull { .. } => libc::E2BIG,
+        CoreError::KallsymsRestricted { .. } => libc::EACCES,
+        _ => libc::EINVAL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksymrelo_core::error::{LookupKind, Name};
+
+    #[test]
+    fn libbpfs_numbers() {
+        let name = Name::from("x");
+        let missing = CoreError::NotInKernelBtf {
+            name,
+            kind: LookupKind::Func,
+        };
+        assert_eq!(of(&Error::Core(missing)), -libc::ESRCH);
+        assert_eq!(
+            of(&Error::NotFound {
+                source: Box::new(Error::Core(missing)),
+                hints: vec![],
+                candidates: vec![],
+            }),
+            -libc::ESRCH
+        );
+        assert_eq!(of(&Error::Core(CoreError::NoObjectBtf)), -libc::EINVAL);
+        assert_eq!(of(&Error::Core(CoreError::FdArrayFull { name })), -libc::E2BIG);
+        let eperm = std::io::Error::from_raw_os_error(libc::EPERM);
+        assert_eq!(of(&Error::io("bpf", eperm)), -libc::EPERM);
+    }
+}
