@@ -1,0 +1,166 @@
+//! Which kernel lookup each relocation site needs, and which earlier site
+//! already made the same one (its result is copied instead): decided in one
+//! pass over the sites into a fixed-size table, so each question after that
+//! is answered in constant time.
+
+use crate::btf::Kind;
+use crate::error::{Error, Result};
+use crate::object::{Extern, ExternKind, Site, SiteKind};
+
+/// The lookup a site needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Lookup {
+    /// `bpf_kallsyms_lookup_name` for a typeless `ld_imm64`.
+    Typeless,
+    /// `bpf_btf_find_by_name_kind` of this BTF kind for an `ld_imm64`.
+    Btf { kind: i32 },
+    /// `bpf_btf_find_by_name_kind` of a FUNC for a kfunc call.
+    Kfunc,
+}
+
+/// Most distinct lookups (lookup name, [`Lookup`]) one loader makes; more
+/// is [`Error::CapacityExceeded`]. Sites that repeat a lookup do not count.
+pub const MAX_LOOKUPS: usize = 2048;
+
+/// Slots of the first-site table: a power of two, never more than half
+/// full, so a probe always reaches an empty slot and stays short.
+const TABLE_SLOTS: usize = 2 * MAX_LOOKUPS;
+
+/// The extern a site refers to.
+pub(super) fn extern_of<'a, 'e>(externs: &'a [Extern<'e>], site: &Site) -> Result<&'a Extern<'e>> {
+    externs.get(site.extern_idx as usize).ok_or(Error::Mismatch {
+        what: "site refers to an extern index past the table",
+    })
+}
+
+/// The lookup a site needs; `None` for a Kconfig extern (not the loader's).
+pub(super) fn lookup_of(externs: &[Extern<'_>], site: &Site) -> Result<Option<Lookup>> {
+    Ok(match (extern_of(externs, site)?.kind, site.kind) {
+        (ExternKind::Kconfig, _) => None,
+        (ExternKind::Typeless, SiteKind::Ld64) => Some(Lookup::Typeless),
+        (ExternKind::Typed, SiteKind::Ld64) => Some(Lookup::Btf { kind: Kind::Var as i32 }),
+        (ExternKind::Kfunc, SiteKind::Ld64) => Some(Lookup::Btf {
+            kind: Kind::Func as i32,
+        }),
+        (ExternKind::Kfunc, SiteKind::Call) => Some(Lookup::Kfunc),
+        (_, SiteKind::Call) => {
+            return Err(Error::Mismatch {
+                what: "a call site of a variable extern",
+            })
+        }
+    })
+}
+
+/// One site the loader handles.
+pub(super) struct Entry<'a, 'e> {
+    pub site: &'a Site,
+    pub ext: &'a Extern<'e>,
+    pub lookup: Lookup,
+    /// The first site with the same lookup, whose result this one copies;
+    /// `None` when this site is that first one and makes the lookup.
+    pub first: Option<&'a Site>,
+}
+
+/// The sites' lookups, with the first site of each distinct one.
+pub(super) struct Lookups<'a, 'e> {
+    externs: &'a [Extern<'e>],
+    sites: &'a [Site],
+    /// Open addressing on (lookup name, lookup): index + 1 of the first
+    /// site with it; 0 is an empty slot.
+    first: [u32; TABLE_SLOTS],
+}
+
+impl<'a, 'e> Lookups<'a, 'e> {
+    /// Checks every site's extern and lookup (errors in site order) and
+    /// records the first site of each distinct lookup.
+    pub fn new(externs: &'a [Extern<'e>], sites: &'a [Site]) -> Result<Self> {
+        let mut table = Lookups {
+            externs,
+            sites,
+            first: [0; TABLE_SLOTS],
+        };
+        let mut distinct = 0;
+        for (i, site) in sites.iter().enumerate() {
+            let Some(lookup) = lookup_of(externs, site)? else { continue };
+            let slot = table.probe(extern_of(externs, site)?.lookup_name(), lookup)?;
+            if table.first[slot] == 0 {
+                if distinct == MAX_LOOKUPS {
+                    return Err(Error::CapacityExceeded {
+                        what: "distinct loader lookups",
+                        capacity: MAX_LOOKUPS,
+                    });
+                }
+                distinct += 1;
+                table.first[slot] = u32::try_from(i + 1).map_err(|_| Error::Overflow { what: "site count" })?;
+            }
+        }
+        Ok(table)
+    }
+
+    /// Every site that needs a lookup, in site order.
+    pub fn entries(&self) -> impl Iterator<Item = Result<Entry<'a, 'e>>> + '_ {
+        self.sites
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, site)| self.entry(i, site).transpose())
+    }
+
+    /// The sites that make their lookup (the first of each), in site order.
+    pub fn firsts(&self) -> impl Iterator<Item = Result<Entry<'a, 'e>>> + '_ {
+        self.entries()
+            .filter(|entry| entry.as_ref().map_or(true, |e| e.first.is_none()))
+    }
+
+    fn entry(&self, i: usize, site: &'a Site) -> Result<Option<Entry<'a, 'e>>> {
+        let Some(lookup) = lookup_of(self.externs, site)? else {
+            return Ok(None);
+        };
+        let ext = extern_of(self.externs, site)?;
+        let first = self.first[self.probe(ext.lookup_name(), lookup)?] as usize;
+        let first = match first.checked_sub(1) {
+            Some(j) if j == i => None,
+            Some(j) if j < i => self.sites.get(j),
+            _ => {
+                return Err(Error::Mismatch {
+                    what: "loader lookups of other sites",
+                })
+            }
+        };
+        Ok(Some(Entry {
+            site,
+            ext,
+            lookup,
+            first,
+        }))
+    }
+
+    /// The slot of (`name`, `lookup`): the one holding its first site, or
+    /// the empty one where that goes.
+    fn probe(&self, name: &str, lookup: Lookup) -> Result<usize> {
+        let mut slot = hash(name, lookup) as usize & (TABLE_SLOTS - 1);
+        loop {
+            let Some(j) = (self.first[slot] as usize).checked_sub(1) else {
+                return Ok(slot);
+            };
+            let site = self.sites.get(j).ok_or(Error::Mismatch {
+                what: "loader lookups of other sites",
+            })?;
+            if lookup_of(self.externs, site)? == Some(lookup) && extern_of(self.externs, site)?.lookup_name() == name {
+                return Ok(slot);
+            }
+            slot = (slot + 1) & (TABLE_SLOTS - 1);
+        }
+    }
+}
+
+/// FNV-1a over the name, then the lookup.
+fn hash(name: &str, lookup: Lookup) -> u32 {
+    let tag = match lookup {
+        Lookup::Typeless => 0,
+        Lookup::Kfunc => 1,
+        Lookup::Btf { kind } => 2u8.wrapping_add(kind as u8),
+    };
+    name.bytes()
+        .chain([tag])
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
