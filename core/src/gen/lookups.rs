@@ -81,7 +81,9 @@ impl<'a, 'e> Lookups<'a, 'e> {
         };
         let mut distinct = 0;
         for (i, site) in sites.iter().enumerate() {
-            let Some(lookup) = lookup_of(externs, site)? else { continue };
+            let Some(lookup) = lookup_of(externs, site)? else {
+                continue;
+            };
             let slot = table.probe(extern_of(externs, site)?.lookup_name(), lookup)?;
             if table.first[slot] == 0 {
                 if distinct == MAX_LOOKUPS {
@@ -163,4 +165,120 @@ fn hash(name: &str, lookup: Lookup) -> u32 {
     name.bytes()
         .chain([tag])
         .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::object::essential_name;
+    use std::string::String;
+    use std::vec::Vec;
+
+    const NAMES: [&str; 6] = ["a", "a___x", "a___y", "b", "", "b___x"];
+    const KINDS: [ExternKind; 4] = [
+        ExternKind::Typed,
+        ExternKind::Typeless,
+        ExternKind::Kfunc,
+        ExternKind::Kconfig,
+    ];
+
+    fn ext(name: &str, kind: ExternKind, index: u32) -> Extern<'_> {
+        Extern {
+            name,
+            essential_name: essential_name(name),
+            kind,
+            weak: false,
+            sym_idx: index,
+            btf_id: 1,
+            type_id: 1,
+            index,
+        }
+    }
+
+    /// The definition: the first earlier site with the same lookup name and
+    /// lookup, found by looking at every earlier site.
+    fn first_of_by_scan(externs: &[Extern<'_>], sites: &[Site], i: usize) -> Option<usize> {
+        let key = |s: &Site| {
+            (
+                externs[s.extern_idx as usize].lookup_name(),
+                lookup_of(externs, s).unwrap(),
+            )
+        };
+        (0..i).find(|&j| key(&sites[j]) == key(&sites[i]))
+    }
+
+    #[test]
+    fn the_first_site_of_each_lookup_is_the_one_a_scan_finds() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..500 {
+            let externs: Vec<Extern<'_>> = (0..1 + next(8))
+                .map(|i| ext(NAMES[next(NAMES.len())], KINDS[next(KINDS.len())], i as u32))
+                .collect();
+            let sites: Vec<Site> = (0..next(40))
+                .map(|i| {
+                    let extern_idx = next(externs.len());
+                    let call = externs[extern_idx].kind == ExternKind::Kfunc && next(2) == 0;
+                    Site {
+                        section: 0,
+                        insn_idx: 2 * i as u32,
+                        extern_idx: extern_idx as u32,
+                        kind: if call { SiteKind::Call } else { SiteKind::Ld64 },
+                    }
+                })
+                .collect();
+            let lookups = Lookups::new(&externs, &sites).unwrap();
+            let mut seen = 0;
+            for entry in lookups.entries() {
+                let entry = entry.unwrap();
+                let i = sites.iter().position(|s| core::ptr::eq(s, entry.site)).unwrap();
+                let first = entry
+                    .first
+                    .map(|f| sites.iter().position(|s| core::ptr::eq(s, f)).unwrap());
+                assert_eq!(first, first_of_by_scan(&externs, &sites, i), "site {i} of {sites:?}");
+                seen += 1;
+            }
+            let kconfig = sites
+                .iter()
+                .filter(|s| externs[s.extern_idx as usize].kind == ExternKind::Kconfig)
+                .count();
+            assert_eq!(seen + kconfig, sites.len());
+        }
+    }
+
+    #[test]
+    fn more_distinct_lookups_than_the_table_holds_is_an_error() {
+        let names: Vec<String> = (0..=MAX_LOOKUPS).map(|i| std::format!("s{i}")).collect();
+        let externs: Vec<Extern<'_>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ext(n, ExternKind::Typeless, i as u32))
+            .collect();
+        // Each extern at two sites: repeats do not count against the table.
+        let sites: Vec<Site> = (0..2 * externs.len())
+            .map(|i| Site {
+                section: 0,
+                insn_idx: 2 * i as u32,
+                extern_idx: (i % externs.len()) as u32,
+                kind: SiteKind::Ld64,
+            })
+            .collect();
+        let fits = &sites[..MAX_LOOKUPS];
+        assert!(Lookups::new(&externs, fits).is_ok());
+        let fits_twice: Vec<Site> = fits.iter().chain(fits).copied().collect();
+        assert!(Lookups::new(&externs, &fits_twice).is_ok());
+        assert!(matches!(
+            Lookups::new(&externs, &sites),
+            Err(Error::CapacityExceeded {
+                what: "distinct loader lookups",
+                capacity: MAX_LOOKUPS
+            })
+        ));
+    }
 }

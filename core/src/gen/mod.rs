@@ -77,7 +77,12 @@ pub fn plan(externs: &[Extern<'_>], sites: &[Site], insn_cnt: usize, opts: &GenO
 
 /// Runs the emitter once into `loader` (`None`: only counts) and returns
 /// the layout with its length.
-fn assemble(lookups: &Lookups<'_, '_>, layout: Layout, opts: &GenOptions, loader: Option<&mut [Insn]>) -> Result<Layout> {
+fn assemble(
+    lookups: &Lookups<'_, '_>,
+    layout: Layout,
+    opts: &GenOptions,
+    loader: Option<&mut [Insn]>,
+) -> Result<Layout> {
     let mut asm = Asm::new(loader);
     emit::emit_loader(lookups, &layout, opts, &mut asm)?;
     let loader_len = u32::try_from(asm.finish()?).map_err(|_| Error::Overflow {
@@ -166,11 +171,19 @@ pub fn emit(
 }
 
 /// The blob: the region zeroed, then the names and the instructions.
-fn write_blob(lookups: &Lookups<'_, '_>, layout: &Layout, opts: &GenOptions, insns: &[Insn], blob: &mut [u8]) -> Result<()> {
+fn write_blob(
+    lookups: &Lookups<'_, '_>,
+    layout: &Layout,
+    opts: &GenOptions,
+    insns: &[Insn],
+    blob: &mut [u8],
+) -> Result<()> {
     let short = Error::Mismatch {
         what: "blob shorter than its layout",
     };
-    blob.get_mut(opts.base as usize..layout.end as usize).ok_or(short)?.fill(0);
+    blob.get_mut(opts.base as usize..layout.end as usize)
+        .ok_or(short)?
+        .fill(0);
     let mut name_off = layout.names_off as usize;
     for entry in lookups.firsts() {
         let name = entry?.ext.lookup_name();

@@ -3,7 +3,7 @@
 
 extern crate std;
 use super::*;
-use crate::bpf::{helper, op::*};
+use crate::bpf::{helper, op::*, ENOENT};
 use crate::object::ExternKind;
 use std::string::String;
 use std::vec;
@@ -109,41 +109,98 @@ fn prepatch_marks_btf_sites_and_clears_what_the_object_carried() {
     assert_eq!(untouched, before);
 }
 
+/// Every jump lands on an instruction start inside the loader (never in
+/// the middle of an `ld_imm64`), and the loader ends with `exit`.
+fn assert_jumps_land(loader: &[Insn]) {
+    let mut starts = vec![false; loader.len()];
+    let mut i = 0;
+    while i < loader.len() {
+        starts[i] = true;
+        i += if loader[i].code == LD_IMM64 { 2 } else { 1 };
+    }
+    for (i, x) in loader.iter().enumerate() {
+        if starts[i] && matches!(x.code, JA | JEQ_IMM | JNE_IMM | JSGE_IMM) {
+            let target = i as i64 + 1 + i64::from(x.off());
+            assert!(
+                (0..loader.len() as i64).contains(&target) && starts[target as usize],
+                "jump at {i} to {target}"
+            );
+        }
+    }
+    assert_eq!(loader.last().unwrap().code, EXIT);
+}
+
 #[test]
 fn every_jump_lands_inside_the_program() {
     for cleanup in [false, true] {
         let (_, loader, _) = generate(GenOptions { base: 0, cleanup });
-        let mut i = 0;
-        while i < loader.len() {
-            let x = loader[i];
-            if matches!(x.code, JA | JEQ_IMM | JNE_IMM | JSGE_IMM) {
-                let target = i as i64 + 1 + i64::from(x.off());
-                assert!((0..loader.len() as i64).contains(&target), "jump at {i} to {target}");
-                // Never into the middle of an ld_imm64.
-                assert!(
-                    target == 0 || loader[target as usize - 1].code != LD_IMM64 || {
-                        let mut k = 0;
-                        let mut ok = true;
-                        while k < target as usize {
-                            if loader[k].code == LD_IMM64 {
-                                if k + 1 == target as usize {
-                                    ok = false;
-                                }
-                                k += 1;
-                            }
-                            k += 1;
-                        }
-                        ok
-                    }
-                );
-            }
-            if x.code == LD_IMM64 {
-                i += 1;
-            }
-            i += 1;
-        }
-        assert_eq!(loader.last().unwrap().code, EXIT);
+        assert_jumps_land(&loader);
     }
+}
+
+#[test]
+fn far_more_sites_than_the_assembler_has_labels() {
+    // Every kind of site, weak and strong, 600 externs at 1200 sites.
+    let names: vec::Vec<String> = (0..600).map(|i| std::format!("sym{i}")).collect();
+    let kinds = [ExternKind::Typeless, ExternKind::Typed, ExternKind::Kfunc];
+    let externs: vec::Vec<Extern<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Extern {
+            name,
+            essential_name: name,
+            kind: kinds[i % 3],
+            weak: i % 2 == 0,
+            sym_idx: i as u32 + 1,
+            btf_id: 1,
+            type_id: 1,
+            index: i as u32,
+        })
+        .collect();
+    let mut insns = vec::Vec::new();
+    let mut sites = vec::Vec::new();
+    for round in 0..2 {
+        for (i, e) in externs.iter().enumerate() {
+            let call = e.kind == ExternKind::Kfunc && round == 1;
+            sites.push(site(
+                insns.len() as u32,
+                i as u32,
+                if call { SiteKind::Call } else { SiteKind::Ld64 },
+            ));
+            if call {
+                insns.push(Insn::new(CALL, 0, 1, -1, -1));
+            } else {
+                insns.extend([Insn::new(LD_IMM64, 1, 0, 0, 0), Insn::default()]);
+            }
+        }
+    }
+    insns.push(Insn::new(EXIT, 0, 0, 0, 0));
+    prepatch(&mut insns, &externs, &sites).unwrap();
+    for cleanup in [false, true] {
+        let opts = GenOptions { base: 0, cleanup };
+        let planned = plan(&externs, &sites, insns.len(), &opts).unwrap();
+        let mut loader = vec![Insn::default(); planned.loader_len as usize];
+        let mut blob = vec![0u8; planned.end as usize];
+        let layout = emit(&externs, &sites, &insns, &opts, &mut loader, &mut blob).unwrap();
+        assert_eq!(layout, planned);
+        assert_eq!(layout.fd_array_len, 201, "one slot per kfunc called, slot 0 unused");
+        assert_jumps_land(&loader);
+    }
+}
+
+#[test]
+fn the_status_header_reads_back_from_its_named_fields() {
+    let (layout, _, mut blob) = generate(GenOptions {
+        base: 16,
+        cleanup: false,
+    });
+    assert_eq!(status(&blob, &layout), None);
+    let at = layout.status_off as usize;
+    blob[at..at + 4].copy_from_slice(&3u32.to_le_bytes());
+    blob[at + 4..at + 8].copy_from_slice(&(-ENOENT).to_le_bytes());
+    assert_eq!(status(&blob, &layout), Some((2, -ENOENT)));
+    assert_eq!(status(&blob[..at + 7], &layout), None, "a short blob has no status");
+    assert_eq!(fd_array(&blob, &layout).count(), 3);
 }
 
 #[test]
