@@ -104,6 +104,11 @@ impl<'b> Asm<'b> {
         self.op(op::MOV64_IMM, dst, Reg::R0, 0, imm)
     }
 
+    /// `dst op= imm` with `code` one of the `*64_IMM` ALU opcodes.
+    pub fn alu_imm(&mut self, code: u8, dst: Reg, imm: i32) -> Result<()> {
+        self.op(code, dst, Reg::R0, 0, imm)
+    }
+
     /// `dst = src`.
     pub fn mov(&mut self, dst: Reg, src: Reg) -> Result<()> {
         self.op(op::MOV64_REG, dst, src, 0, 0)
@@ -307,14 +312,16 @@ mod tests {
     }
 
     #[test]
-    fn stores_of_immediates_and_map_values_encode_as_the_kernel_reads_them() {
-        let mut buf = [Insn::default(); 3];
+    fn immediates_and_map_values_encode_as_the_kernel_reads_them() {
+        let mut buf = [Insn::default(); 4];
         let mut a = Asm::new(Some(&mut buf));
         a.store_imm(op::ST_W, Reg::R8, 4, -7).unwrap();
+        a.alu_imm(op::RSH64_IMM, Reg::R9, 32).unwrap();
         a.ld_map_value(Reg::R2, 0, u32::MAX).unwrap();
-        assert_eq!(a.finish().unwrap(), 3);
+        assert_eq!(a.finish().unwrap(), 4);
         assert_eq!(buf[0], Insn::new(op::ST_W, 8, 0, 4, -7));
-        assert_eq!(buf[1], Insn::new(op::LD_IMM64, 2, pseudo::MAP_IDX_VALUE, 0, 0));
-        assert_eq!(buf[2].imm() as u32, u32::MAX);
+        assert_eq!(buf[1], Insn::new(op::RSH64_IMM, 9, 0, 0, 32));
+        assert_eq!(buf[2], Insn::new(op::LD_IMM64, 2, pseudo::MAP_IDX_VALUE, 0, 0));
+        assert_eq!(buf[3].imm() as u32, u32::MAX);
     }
 }

@@ -115,7 +115,7 @@ fn kallsyms_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, slot
     a.ld_map_value(R1, BLOB, slot_off)?;
     a.load(op::LDX_DW, TMP, R1, 0)?;
     a.store(op::STX_W, SITE, field::IMM, TMP)?;
-    a.op(op::RSH64_IMM, TMP, R0, 0, 32)?;
+    a.alu_imm(op::RSH64_IMM, TMP, 32)?;
     a.store(op::STX_W, SITE, field::NEXT_IMM, TMP)
 }
 
@@ -123,16 +123,11 @@ fn kallsyms_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, slot
 /// miss leaves both 0 and clears `src_reg`.
 fn btf_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, kind: i32, l: &Labels) -> Result<()> {
     btf_find(a, kind)?;
-    if entry.ext.weak {
-        a.jump(op::JSGE_IMM, RESULT, 0, l.found)?;
+    unless_found(a, layout, entry, l, |a| {
         a.store_imm(op::ST_W, SITE, field::IMM, 0)?;
         a.store_imm(op::ST_W, SITE, field::NEXT_IMM, 0)?;
-        clear_src_reg(a)?;
-        a.goto(l.done)?;
-        a.bind(l.found)?;
-    } else {
-        abort_unless_ok(a, layout, entry.site.extern_idx, l.found)?;
-    }
+        clear_src_reg(a)
+    })?;
     store_id_take_fd(a)?;
     a.store(op::STX_W, SITE, field::NEXT_IMM, TMP)?;
     a.bind(l.done)
@@ -143,15 +138,10 @@ fn btf_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, kind: i32
 /// leaves `imm` and `off` 0 (poisoning is user space's).
 fn kfunc_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, fd_slot: u32, l: &Labels) -> Result<()> {
     btf_find(a, Kind::Func as i32)?;
-    if entry.ext.weak {
-        a.jump(op::JSGE_IMM, RESULT, 0, l.found)?;
+    unless_found(a, layout, entry, l, |a| {
         a.store_imm(op::ST_W, SITE, field::IMM, 0)?;
-        a.store_imm(op::ST_H, SITE, field::OFF, 0)?;
-        a.goto(l.done)?;
-        a.bind(l.found)?;
-    } else {
-        abort_unless_ok(a, layout, entry.site.extern_idx, l.found)?;
-    }
+        a.store_imm(op::ST_H, SITE, field::OFF, 0)
+    })?;
     store_id_take_fd(a)?;
     a.jump(op::JEQ_IMM, TMP, 0, l.vmlinux)?;
     a.ld_map_value(R1, BLOB, layout.fd_slot_at(fd_slot)?)?;
@@ -161,6 +151,25 @@ fn kfunc_lookup(a: &mut Asm<'_>, layout: &Layout, entry: &Entry<'_, '_>, fd_slot
     a.bind(l.vmlinux)?;
     a.store_imm(op::ST_H, SITE, field::OFF, 0)?;
     a.bind(l.done)
+}
+
+/// Unless `RESULT >= 0` (found): for a weak extern, `miss` and on to the
+/// site's end; for a strong one, the abort. Binds `l.found` after that.
+fn unless_found(
+    a: &mut Asm<'_>,
+    layout: &Layout,
+    entry: &Entry<'_, '_>,
+    l: &Labels,
+    miss: impl FnOnce(&mut Asm<'_>) -> Result<()>,
+) -> Result<()> {
+    if entry.ext.weak {
+        a.jump(op::JSGE_IMM, RESULT, 0, l.found)?;
+        miss(a)?;
+        a.goto(l.done)?;
+        a.bind(l.found)
+    } else {
+        abort_unless_ok(a, layout, entry.site.extern_idx, l.found)
+    }
 }
 
 /// Unless `RESULT >= 0`: records the failing extern in the status header
@@ -189,13 +198,13 @@ fn btf_find(a: &mut Asm<'_>, kind: i32) -> Result<()> {
 fn store_id_take_fd(a: &mut Asm<'_>) -> Result<()> {
     a.store(op::STX_W, SITE, field::IMM, RESULT)?;
     a.mov(TMP, RESULT)?;
-    a.op(op::RSH64_IMM, TMP, R0, 0, 32)
+    a.alu_imm(op::RSH64_IMM, TMP, 32)
 }
 
 /// `SITE->src_reg = 0`, `dst_reg` kept.
 fn clear_src_reg(a: &mut Asm<'_>) -> Result<()> {
     a.load(op::LDX_B, TMP, SITE, field::REGS)?;
-    a.op(op::AND64_IMM, TMP, R0, 0, field::KEEP_DST_REG)?;
+    a.alu_imm(op::AND64_IMM, TMP, field::KEEP_DST_REG)?;
     a.store(op::STX_B, SITE, field::REGS, TMP)
 }
 
