@@ -229,7 +229,9 @@ fn ksymrelo_without(caps: &str, args: &[&str]) -> Option<std::process::Output> {
             std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
             "setpriv cannot drop {caps} but KSYMRELO_REQUIRE_KERNEL=1"
         );
-        ksymrelo_test_skip::skip(format_args!("setpriv cannot drop {caps} here (needs root and util-linux)"));
+        ksymrelo_test_skip::skip(format_args!(
+            "setpriv cannot drop {caps} here (needs root and util-linux)"
+        ));
         return None;
     }
     Some(setpriv(env!("CARGO_BIN_EXE_ksymrelo")).args(args).output().unwrap())

@@ -69,8 +69,8 @@ impl Oracle {
             Oracle::V1_7 => (&V1_7, harness_1_7),
         };
         let built = cell.get_or_init(|| {
-            build().map(|path| {
-                let out = Command::new(&path).arg("--version").output().unwrap();
+            build().inspect(|path| {
+                let out = Command::new(path).arg("--version").output().unwrap();
                 let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
                 assert_eq!(
                     version,
@@ -78,7 +78,6 @@ impl Oracle {
                     "{} is linked against another libbpf",
                     path.display()
                 );
-                path
             })
         });
         match built {
