@@ -21,7 +21,8 @@ fn helper_needs_a_module_no_kernel_has() {
 #[ignore = "run by the tests below"]
 fn helper_skips_part_then_fails() {
     ksymrelo_tests::skip("(its first half) nothing to run it on");
-    panic!("the second half fails");
+    ksymrelo_tests::skip("(its second half) nothing to run that on either");
+    panic!("and then it fails");
 }
 
 #[test]
@@ -101,7 +102,10 @@ fn a_failing_run_keeps_its_status_and_counts_its_skips() {
     let last = after_result(&text);
     assert!(last.starts_with("SKIPPED 2 tests of this binary"), "{last}");
     assert!(
-        last.ends_with(", helper_skips_part_then_fails ((its first half) nothing to run it on)"),
+        last.ends_with(
+            ", helper_skips_part_then_fails ((its first half) nothing to run it on; \
+             (its second half) nothing to run that on either)"
+        ),
         "{last}"
     );
 }

@@ -7,7 +7,7 @@
 //! `test result:` line — one last line on stderr counts and names them:
 //!
 //! ```text
-//! SKIPPED 2 tests of this binary (counted as passed above; they did not run, or not in full): e2e_mixed (bpf(2) not permitted here: ...), ...
+//! SKIPPED 2 tests of this binary (counted as passed above; they did not run, or not in full): mixed_fixture_runs (bpf(2) not permitted here: ...), typed_vmlinux_vars_run (kallsyms lists no ...)
 //! ```
 //!
 //! libtest captures a test's own output, so the `SKIP` line printed at the
@@ -22,9 +22,6 @@
 
 use std::fmt::Display;
 use std::sync::Mutex;
-
-/// First word of the last line, for scripts to look for.
-pub const SUMMARY_PREFIX: &str = "SKIPPED ";
 
 /// (test, reason) of every skip so far, in order.
 static SKIPS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
@@ -58,14 +55,15 @@ pub fn skip(reason: impl Display) {
     }
 }
 
-/// The skips so far, lost to no poisoned lock: a test that panicked while
-/// holding it does not hide the others.
+/// The skips so far, also after a test panicked holding the lock: one
+/// failure must not hide the others' skips.
 fn lock() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
     SKIPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The last line: skipped tests counted once each, with their reasons.
-pub fn summary() -> Option<String> {
+#[cfg_attr(miri, allow(dead_code))]
+fn summary() -> Option<String> {
     let skips = lock();
     if skips.is_empty() {
         return None;
@@ -86,7 +84,7 @@ pub fn summary() -> Option<String> {
         .collect();
     let n = tests.len();
     Some(format!(
-        "{SUMMARY_PREFIX}{n} test{} of this binary (counted as passed above; they did not run, or not in full): {}",
+        "SKIPPED {n} test{} of this binary (counted as passed above; they did not run, or not in full): {}",
         if n == 1 { "" } else { "s" },
         list.join(", ")
     ))
