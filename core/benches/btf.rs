@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
     let data = match std::fs::read(VMLINUX) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("SKIP: {VMLINUX} unreadable: {e}");
+            ksymrelo_test_skip::skip(format_args!("{VMLINUX} unreadable: {e}"));
             return;
         }
     };

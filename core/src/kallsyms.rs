@@ -478,7 +478,7 @@ mod tests {
     #[cfg_attr(miri, ignore)]
     fn real_kallsyms() {
         let Ok(text) = std::fs::read("/proc/kallsyms") else {
-            std::eprintln!("SKIP: /proc/kallsyms unreadable");
+            ksymrelo_test_skip::skip("/proc/kallsyms unreadable");
             return;
         };
         let naive = |want: &str| -> Vec<u64> {
@@ -494,7 +494,7 @@ mod tests {
         };
         let vfs = naive("vfs_read");
         if vfs.is_empty() || vfs[0] == 0 {
-            std::eprintln!("SKIP: kallsyms addresses hidden");
+            ksymrelo_test_skip::skip("kallsyms addresses hidden");
             return;
         }
         let got = run(&text, &[b"vfs_read", b"schedule"]).unwrap();

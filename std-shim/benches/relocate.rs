@@ -2,7 +2,7 @@
 //! (6 typeless ksyms, 5 kfuncs): on a fresh `Kernel` (vmlinux BTF mapped
 //! and walked once, the kallsyms record loaded, the in-kernel resolver run)
 //! and on a warm one that relocated it before (nothing is read, walked or
-//! asked again). Needs `bpf(2)`; without it the benches print SKIP.
+//! asked again). Needs `bpf(2)`; without it the benches skip.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ksymrelo_std::{relocate_with, Kernel, Mode};
@@ -13,7 +13,7 @@ fn fixture() -> Vec<u8> {
 
 fn relocations(c: &mut Criterion) {
     if let Err(e) = ksymrelo_std::sys::bpf_available() {
-        eprintln!("SKIP relocate benches: bpf(2) not permitted: {e}");
+        ksymrelo_test_skip::skip(format_args!("relocate benches: bpf(2) not permitted: {e}"));
         return;
     }
     let obj = fixture();

@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn lookup_answers_like_kallsyms_and_btf() {
         if crate::sys::bpf_available().is_err() {
-            eprintln!("SKIP lookup_answers_like_kallsyms_and_btf: bpf(2) not permitted");
+            ksymrelo_test_skip::skip("bpf(2) not permitted");
             return;
         }
         let queries = [

@@ -38,7 +38,7 @@ struct Kernels {
 
 /// A kernels directory: `debian-6.1` and `debian-6.12` (links to
 /// target/kernels/), and `host` (this machine's vmlinux BTF and kallsyms,
-/// copied: the `vmlinux` layout), or `None` after a SKIP line.
+/// copied: the `vmlinux` layout), or `None` after a skip.
 fn kernels(test: &str) -> Option<Kernels> {
     let extracted = std::env::var_os("KSYMRELO_KERNELS")
         .map(PathBuf::from)
@@ -54,10 +54,10 @@ fn kernels(test: &str) -> Option<Kernels> {
             "{test}: no Debian kernels in {} but KSYMRELO_REQUIRE_KERNEL=1: run bash tests/kernels/fetch.sh",
             extracted.display()
         );
-        eprintln!(
-            "SKIP {test}: Debian kernels not extracted in {} (run bash tests/kernels/fetch.sh)",
+        ksymrelo_test_skip::skip(format_args!(
+            "Debian kernels not extracted in {} (run bash tests/kernels/fetch.sh)",
             extracted.display()
-        );
+        ));
         return None;
     }
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
@@ -68,12 +68,12 @@ fn kernels(test: &str) -> Option<Kernels> {
     });
     let Ok(vmlinux) = std::fs::read("/sys/kernel/btf/vmlinux") else {
         assert!(!required(), "{test}: no /sys/kernel/btf/vmlinux");
-        eprintln!("SKIP {test}: no /sys/kernel/btf/vmlinux");
+        ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux");
         return None;
     };
     if !visible {
         assert!(!required(), "{test}: kallsyms addresses hidden");
-        eprintln!("SKIP {test}: kallsyms addresses hidden");
+        ksymrelo_test_skip::skip("kallsyms addresses hidden");
         return None;
     }
     let dir = Dir(std::env::temp_dir().join(format!("ksymrelo-check-{test}-{}", std::process::id())));

@@ -26,7 +26,7 @@ fn live() -> bool {
             std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
             "kernel files unavailable but KSYMRELO_REQUIRE_KERNEL=1"
         );
-        eprintln!("SKIP: no /sys/kernel/btf/vmlinux or kallsyms addresses");
+        ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux or kallsyms addresses");
     }
     ok
 }
@@ -217,7 +217,7 @@ fn garbage_input_is_an_error_not_a_crash() {
 
 /// `ksymrelo ARGS` run with `caps` (e.g. `"-sys_admin"`, setpriv's syntax)
 /// dropped from the bounding and inheritable sets, so that root runs it
-/// without them; `None` (having said SKIP) where setpriv cannot do that.
+/// without them; `None` (having skipped) where setpriv cannot do that.
 fn ksymrelo_without(caps: &str, args: &[&str]) -> Option<std::process::Output> {
     let setpriv = |program: &str| {
         let mut c = Command::new("setpriv");
@@ -229,7 +229,9 @@ fn ksymrelo_without(caps: &str, args: &[&str]) -> Option<std::process::Output> {
             std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
             "setpriv cannot drop {caps} but KSYMRELO_REQUIRE_KERNEL=1"
         );
-        eprintln!("SKIP: setpriv cannot drop {caps} here (needs root and util-linux)");
+        ksymrelo_test_skip::skip(format_args!(
+            "setpriv cannot drop {caps} here (needs root and util-linux)"
+        ));
         return None;
     }
     Some(setpriv(env!("CARGO_BIN_EXE_ksymrelo")).args(args).output().unwrap())
@@ -385,7 +387,7 @@ fn poisoned_calls_and_empty_objects_are_told_as_such() {
             c.wait()
         });
     if !status.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP the empty-object half: clang-19 unavailable");
+        ksymrelo_test_skip::skip("(the empty-object half) clang-19 unavailable");
         return;
     }
     let out = ksymrelo(&["resolve", empty.to_str().unwrap()]);
@@ -450,7 +452,7 @@ fn missing_externs_come_with_hints_and_close_names() {
             .unwrap()
             .is_none()
         {
-            eprintln!("SKIP missing_externs_come_with_hints_and_close_names: this kernel has no {f}");
+            ksymrelo_test_skip::skip(format_args!("this kernel has no {f}"));
             return;
         }
     }

@@ -11,7 +11,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn repeated_resolution_does_not_leak_fds() {
     if std::fs::metadata("/sys/kernel/btf/vmlinux").is_err() {
         assert!(std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"));
-        eprintln!("SKIP: no /sys/kernel/btf/vmlinux");
+        ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux");
         return;
     }
     let objects: Vec<(Vec<u8>, bool)> = [

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub use ksymrelo_test_skip::skip;
+
 /// Path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
@@ -20,8 +22,8 @@ pub fn kernel_required() -> bool {
     std::env::var("KSYMRELO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
 }
 
-/// Gate for tests that need `bpf(2)`: `true` when usable. Otherwise prints a
-/// SKIP line and returns `false` — or panics under
+/// Gate for tests that need `bpf(2)`: `true` when usable. Otherwise
+/// [`skip`]s and returns `false` — or panics under
 /// `KSYMRELO_REQUIRE_KERNEL=1`.
 pub fn kernel_usable(test: &str) -> bool {
     match ksymrelo_std::sys::bpf_available() {
@@ -30,7 +32,7 @@ pub fn kernel_usable(test: &str) -> bool {
             panic!("{test}: bpf(2) is not usable ({e}) but KSYMRELO_REQUIRE_KERNEL=1")
         }
         Err(e) => {
-            eprintln!("SKIP {test}: bpf(2) not permitted here: {e}");
+            skip(format_args!("bpf(2) not permitted here: {e}"));
             false
         }
     }
@@ -45,7 +47,7 @@ pub fn live_kernel_files(test: &str) -> bool {
                 "{test}: /sys/kernel/btf/vmlinux or /proc/kallsyms addresses unavailable but KSYMRELO_REQUIRE_KERNEL=1"
             );
         }
-        eprintln!("SKIP {test}: no /sys/kernel/btf/vmlinux or readable /proc/kallsyms addresses");
+        skip("no /sys/kernel/btf/vmlinux or readable /proc/kallsyms addresses");
     }
     ok
 }
@@ -196,13 +198,13 @@ impl Drop for Dir {
 /// synthesized modules, `ksymrelo_mod` (kfuncs `ksymrelo_mod_kfunc`,
 /// `ksymrelo_mod_kfunc2`, VAR `ksymrelo_mod_var`) and `ksymrelo_other`
 /// (kfunc `ksymrelo_other_kfunc`), for `modules.bpf.o`. Returns it and the
-/// ids of those four types. `None` (after a SKIP line) without vmlinux BTF.
+/// ids of those four types. `None` (after a [`skip`]) without vmlinux BTF.
 pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
     let vmlinux = match std::fs::read("/sys/kernel/btf/vmlinux") {
         Ok(v) => v,
         Err(e) => {
             assert!(!kernel_required(), "no vmlinux BTF: {e}");
-            eprintln!("SKIP modules: /sys/kernel/btf/vmlinux unreadable: {e}");
+            skip(format_args!("/sys/kernel/btf/vmlinux unreadable: {e}"));
             return None;
         }
     };
@@ -213,7 +215,7 @@ pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
         .unwrap()
         .is_none()
     {
-        eprintln!("SKIP {test}: this kernel's vmlinux BTF has no bpf_task_release, which modules.bpf.o calls");
+        skip("this kernel's vmlinux BTF has no bpf_task_release, which modules.bpf.o calls");
         return None;
     }
     let int = base
@@ -260,7 +262,7 @@ pub fn externs_and_sites<'a>(
 /// Whether every typeless ksym of a generated `many_N` fixture is a single
 /// address in this kernel's kallsyms: the fixtures are generated from the
 /// development machine's kernel (tests/fixtures/gen_many.sh) and are
-/// skipped, with a SKIP line, on a kernel that lacks some of the names.
+/// [`skip`]ped on a kernel that lacks some of the names.
 pub fn generated_fits_this_kernel(fixture: &str, kallsyms: &HashMap<String, Vec<u64>>) -> bool {
     let data = fixture_bytes(fixture);
     let obj = ksymrelo_core::object::Object::parse(&data).unwrap();
@@ -272,12 +274,12 @@ pub fn generated_fits_this_kernel(fixture: &str, kallsyms: &HashMap<String, Vec<
         .map(|e| e.name)
         .collect();
     if !misfits.is_empty() {
-        eprintln!(
-            "SKIP {fixture}: generated for another kernel ({} names missing or ambiguous here, e.g. {}); \
+        skip(format_args!(
+            "{fixture} was generated for another kernel ({} names missing or ambiguous here, e.g. {}); \
              regenerate with tests/fixtures/gen_many.sh",
             misfits.len(),
             misfits[0]
-        );
+        ));
     }
     misfits.is_empty()
 }
@@ -303,16 +305,16 @@ pub fn kernel_has_kfunc(name: &str) -> bool {
 
 /// Gate for tests whose fixture calls kfuncs strongly: `true` when every
 /// strong kfunc extern of `fixture` (by its essential name) is a FUNC of
-/// vmlinux BTF. Otherwise prints a SKIP line naming the missing ones and
+/// vmlinux BTF. Otherwise [`skip`]s naming the missing ones and
 /// returns `false`: the test does not apply to this kernel (Linux 6.1 has
 /// neither bpf_iter_num_* nor bpf_task_from_pid).
-pub fn fixture_kfuncs_in_vmlinux(test: &str, fixture: &str) -> bool {
+pub fn fixture_kfuncs_in_vmlinux(fixture: &str) -> bool {
     let missing = missing_vmlinux_kfuncs(fixture);
     if !missing.is_empty() {
-        eprintln!(
-            "SKIP {test}: {fixture} calls kfuncs this kernel's vmlinux BTF lacks: {}",
+        skip(format_args!(
+            "{fixture} calls kfuncs this kernel's vmlinux BTF lacks: {}",
             missing.join(", ")
-        );
+        ));
     }
     missing.is_empty()
 }
@@ -338,7 +340,7 @@ pub fn missing_vmlinux_kfuncs(fixture: &str) -> Vec<String> {
 }
 
 /// Gate for tests that need kernel modules' BTF (`/sys/kernel/btf/NAME`):
-/// `true` when every one is there. Otherwise prints a SKIP line — or
+/// `true` when every one is there. Otherwise [`skip`]s — or
 /// panics inside the VM suite ([`in_vm`]), which loads them.
 pub fn modules_loaded(test: &str, modules: &[&str]) -> bool {
     let missing: Vec<&str> = modules
@@ -353,17 +355,17 @@ pub fn modules_loaded(test: &str, modules: &[&str]) -> bool {
         !in_vm(),
         "{test}: module BTF of {missing:?} missing inside the VM suite"
     );
-    eprintln!(
-        "SKIP {test}: module(s) {} not loaded (no /sys/kernel/btf/{}); tests/vm/run.sh loads them",
+    skip(format_args!(
+        "module(s) {} not loaded (no /sys/kernel/btf/{}); tests/vm/run.sh loads them",
         missing.join(", "),
         missing[0]
-    );
+    ));
     false
 }
 
 /// Gate for tests that load typed ksym variables: the verifier finds their
 /// addresses with a kallsyms lookup, so kallsyms must list data symbols
-/// (`CONFIG_KALLSYMS_ALL`); `names` are checked. Otherwise a SKIP line, or
+/// (`CONFIG_KALLSYMS_ALL`); `names` are checked. Otherwise a [`skip`], or
 /// a panic inside the VM suite.
 pub fn data_symbols_in_kallsyms(test: &str, names: &[&str]) -> bool {
     let map = kallsyms_map();
@@ -372,10 +374,10 @@ pub fn data_symbols_in_kallsyms(test: &str, names: &[&str]) -> bool {
         return true;
     }
     assert!(!in_vm(), "{test}: {missing:?} not in kallsyms inside the VM suite");
-    eprintln!(
-        "SKIP {test}: kallsyms lists no {} (no data symbols: the verifier would refuse typed ksyms)",
+    skip(format_args!(
+        "kallsyms lists no {} (no data symbols: the verifier would refuse typed ksyms)",
         missing.join(", ")
-    );
+    ));
     false
 }
 

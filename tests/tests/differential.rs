@@ -27,7 +27,7 @@
 //! modules loaded: they run in the VM suite (tests/vm/run.sh), which also
 //! runs the rest on Debian's 6.1 and 6.12 kernels; where a kernel lacks
 //! kfuncs a fixture calls strongly, libbpf and ksymrelo both refuse it and
-//! the comparison is skipped with a SKIP line.
+//! the comparison is skipped (`ksymrelo_tests::skip`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,18 +58,19 @@ impl Oracle {
     }
 
     /// The harness linked against this libbpf, built once per test process
-    /// (tests run in parallel). `None` (after a SKIP line) when it cannot be
-    /// built, which fails under `KSYMRELO_REQUIRE_KERNEL=1`.
+    /// (tests run in parallel). `None` (after a skip, in every test that
+    /// asks) when it cannot be built, which fails under
+    /// `KSYMRELO_REQUIRE_KERNEL=1`.
     fn harness(self) -> Option<PathBuf> {
-        static V1_1: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-        static V1_7: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+        static V1_1: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+        static V1_7: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
         let (cell, build): (_, fn() -> Result<PathBuf, String>) = match self {
             Oracle::V1_1 => (&V1_1, build_harness_1_1),
             Oracle::V1_7 => (&V1_7, harness_1_7),
         };
-        cell.get_or_init(|| match build() {
-            Ok(path) => {
-                let out = Command::new(&path).arg("--version").output().unwrap();
+        let built = cell.get_or_init(|| {
+            build().inspect(|path| {
+                let out = Command::new(path).arg("--version").output().unwrap();
                 let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
                 assert_eq!(
                     version,
@@ -77,22 +78,20 @@ impl Oracle {
                     "{} is linked against another libbpf",
                     path.display()
                 );
-                Some(path)
-            }
+            })
+        });
+        match built {
+            Ok(path) => Some(path.clone()),
             Err(e) => {
                 assert!(
                     !kernel_required(),
                     "cannot build the libbpf {} harness: {e}",
                     self.version()
                 );
-                eprintln!(
-                    "SKIP differential: cannot build the libbpf {} harness: {e}",
-                    self.version()
-                );
+                ksymrelo_tests::skip(format_args!("cannot build the libbpf {} harness: {e}", self.version()));
                 None
             }
-        })
-        .clone()
+        }
     }
 }
 
@@ -320,7 +319,7 @@ fn compare(obj: &str, fake_load: bool, oracle: Oracle) {
     let test = format!("differential {obj} {}", oracle.version());
     let modules = fixture_modules(obj);
     if modules.is_empty() {
-        if !fixture_kfuncs_in_vmlinux(&test, obj) {
+        if !fixture_kfuncs_in_vmlinux(obj) {
             return;
         }
     } else if !modules_loaded(&test, modules) {
@@ -440,7 +439,7 @@ fn flavored_kfuncs_match_libbpf_1_7() {
 fn flavored_kfuncs_are_refused_by_libbpf_1_1() {
     let test = "flavored_kfuncs_are_refused_by_libbpf_1_1";
     // Where the unflavored kfuncs are missing, 1.1 fails on those first.
-    if !gate(test) || !fixture_kfuncs_in_vmlinux(test, "kfuncs.bpf.o") {
+    if !gate(test) || !fixture_kfuncs_in_vmlinux("kfuncs.bpf.o") {
         return;
     }
     let Some(harness) = Oracle::V1_1.harness() else { return };

@@ -85,7 +85,7 @@ fn typeless_addresses_match_kallsyms() {
 #[test]
 fn kfuncs_run_with_weak_and_flavored_externs() {
     let test = "kfuncs_run_with_weak_and_flavored_externs";
-    if !gate(test) || !fixture_kfuncs_in_vmlinux(test, "kfuncs.bpf.o") {
+    if !gate(test) || !fixture_kfuncs_in_vmlinux("kfuncs.bpf.o") {
         return;
     }
     let (r, c) = run("kfuncs.bpf.o", &[0, 0, 0, 0, 0, u64::from(std::process::id())]);
@@ -116,7 +116,7 @@ fn kfuncs_run_with_weak_and_flavored_externs() {
 
 #[test]
 fn mixed_fixture_runs() {
-    if !gate("mixed_fixture_runs") || !fixture_kfuncs_in_vmlinux("mixed_fixture_runs", "mixed.bpf.o") {
+    if !gate("mixed_fixture_runs") || !fixture_kfuncs_in_vmlinux("mixed.bpf.o") {
         return;
     }
     let (_, c) = run("mixed.bpf.o", &[0, 0, 0, 0, 0, 0, 0, 0, u64::from(std::process::id())]);
@@ -203,7 +203,7 @@ fn weak_kfuncs_present_run_absent_are_skipped() {
 #[test]
 fn multi_section_object_is_patched_identically_in_every_mode() {
     let test = "multi_section_object_is_patched_identically_in_every_mode";
-    if !gate(test) || !fixture_kfuncs_in_vmlinux(test, "multi_section.bpf.o") {
+    if !gate(test) || !fixture_kfuncs_in_vmlinux("multi_section.bpf.o") {
         return;
     }
     // Sites in `.text`, `syscall` and `xdp`: one in-kernel loader covers all
@@ -322,7 +322,7 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
 /// the xor of all addresses and the 8 stored one by one match kallsyms.
 fn many(n: usize) {
     let fixture = format!("many_{n}.bpf.o");
-    if !gate(&fixture) || !fixture_kfuncs_in_vmlinux(&fixture, &fixture) {
+    if !gate(&fixture) || !fixture_kfuncs_in_vmlinux(&fixture) {
         return;
     }
     let kallsyms = ksymrelo_tests::kallsyms_map();
@@ -753,7 +753,7 @@ fn strong_kfuncs_this_kernel_lacks_name_the_first_missing() {
     }
     let missing = missing_vmlinux_kfuncs("mixed.bpf.o");
     let Some(first) = missing.first() else {
-        eprintln!("SKIP {test}: this kernel has every kfunc mixed.bpf.o calls");
+        ksymrelo_tests::skip("this kernel has every kfunc mixed.bpf.o calls");
         return;
     };
     let kernel = Kernel::live();

@@ -81,7 +81,7 @@ fn bpf_usable() -> bool {
                 !kernel_required(),
                 "bpf(2) unusable ({e}) but KSYMRELO_REQUIRE_KERNEL=1"
             );
-            eprintln!("SKIP (kernel part of the C tests): bpf(2) not permitted: {e}");
+            ksymrelo_tests::skip(format_args!("(kernel part of the C tests) bpf(2) not permitted: {e}"));
             false
         }
     }
@@ -111,7 +111,7 @@ fn command(wrapper: &[&str], program: &Path, args: &[&Path], run_kernel: bool) -
 fn c_programs_relocate_load_and_run() {
     if std::fs::metadata("/sys/kernel/btf/vmlinux").is_err() {
         assert!(!kernel_required());
-        eprintln!("SKIP: no /sys/kernel/btf/vmlinux");
+        ksymrelo_tests::skip("no /sys/kernel/btf/vmlinux");
         return;
     }
     let Some((modules, _)) = synth_module_dir("ffi") else {
@@ -150,7 +150,7 @@ fn c_programs_relocate_load_and_run() {
     // The whole suite again under valgrind.
     if Command::new("valgrind").arg("--version").output().is_err() {
         assert!(!kernel_required(), "valgrind missing but KSYMRELO_REQUIRE_KERNEL=1");
-        eprintln!("SKIP: valgrind not installed");
+        ksymrelo_tests::skip("(the valgrind run) valgrind not installed");
         return;
     }
     let valgrind = [

@@ -20,7 +20,9 @@ const MODULE: &str = "nf_nat";
 
 fn gate(test: &str) -> bool {
     if !in_vm() {
-        eprintln!("SKIP {test}: unloads and loads {MODULE}: runs only in the VM suite (KSYMRELO_VM=1)");
+        ksymrelo_tests::skip(format_args!(
+            "unloads and loads {MODULE}: runs only in the VM suite (KSYMRELO_VM=1)"
+        ));
         return false;
     }
     kernel_usable(test) && modules_loaded(test, &["nf_conntrack", MODULE])

@@ -404,7 +404,7 @@ run_kernel() {
         tail -n 60 "$log" >&2
         failed+=("$key")
     else
-        grep -a -e '^test result:' -e '^vm: running' "$log" | sed "s/^vm: //; s/^/vm: [$key] /" >&2
+        grep -a -e '^test result:' -e '^SKIPPED ' -e '^vm: running' "$log" | sed "s/^vm: //; s/^/vm: [$key] /" >&2
         say "[$key] passed in $((SECONDS - t0)) s; log $log"
     fi
 }

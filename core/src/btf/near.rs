@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn nearest_names_come_in_order_from_real_btf() {
         let Ok(data) = std::fs::read("/sys/kernel/btf/vmlinux") else {
-            std::eprintln!("SKIP nearest_names_come_in_order_from_real_btf: no /sys/kernel/btf/vmlinux");
+            ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux");
             return;
         };
         let btf = Btf::parse(&data).unwrap();
