@@ -1,9 +1,10 @@
-//! The in-kernel resolver: emits a `BPF_PROG_TYPE_SYSCALL` loader program
-//! that looks ksyms up with `bpf_kallsyms_lookup_name` and
-//! `bpf_btf_find_by_name_kind` and patches a copy of the program's
-//! instructions held in a data blob (libbpf's gen_loader way). This module
-//! is the public face: [`plan`], [`prepatch`], [`emit`], and the read-back
-//! of what the loader left.
+//! The loader generator (light skeletons; libbpf's gen_loader way): emits
+//! a `BPF_PROG_TYPE_SYSCALL` loader program that looks ksyms up with
+//! `bpf_kallsyms_lookup_name` and `bpf_btf_find_by_name_kind` and patches
+//! a copy of the program's instructions held in a data blob. (Kernel
+//! mode's resolver, which only answers lookups, is [`crate::lookup`].)
+//! This module is the public face: [`plan`], [`prepatch`], [`emit`], and
+//! the read-back of what the loader left.
 //!
 //! The blob is the value of the loader's map index 0 (reached with
 //! `ld_imm64 src_reg=BPF_PSEUDO_MAP_IDX_VALUE`). Its layout, from a base
