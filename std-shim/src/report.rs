@@ -272,6 +272,7 @@ pub fn to_table(r: &Relocation) -> String {
 #[cfg(all(test, feature = "json"))]
 mod tests {
     use super::*;
+    use ksymrelo_core::bpf::op;
     use ksymrelo_core::insn::Insn;
 
     #[test]
@@ -321,7 +322,7 @@ mod tests {
             sections: vec![crate::RelocatedSection {
                 index: ksymrelo_core::index::SectionIndex(3),
                 name: "sys\"call".into(),
-                insns: vec![Insn::new(0x18, 1, 3, -2, -5), Insn::new(0x85, 0, 2, 1, 77)],
+                insns: vec![Insn::new(op::LD_IMM64, 1, 3, -2, -5), Insn::new(op::CALL, 0, 2, 1, 77)],
             }],
             ..Default::default()
         };

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use ksymrelo_core::btf::Kind;
+
 pub use ksymrelo_test_skip::skip;
 
 /// Path of a file under `tests/fixtures/`.
@@ -101,22 +103,6 @@ pub struct BtfWriter {
     next_id: u32,
 }
 
-/// BTF kind numbers used by [`BtfWriter`].
-pub mod kind {
-    /// INT.
-    pub const INT: u32 = 1;
-    /// PTR.
-    pub const PTR: u32 = 2;
-    /// STRUCT.
-    pub const STRUCT: u32 = 4;
-    /// FUNC.
-    pub const FUNC: u32 = 12;
-    /// FUNC_PROTO.
-    pub const FUNC_PROTO: u32 = 13;
-    /// VAR.
-    pub const VAR: u32 = 14;
-}
-
 impl BtfWriter {
     /// A base BTF (ids from 1, strings from 0).
     pub fn base() -> Self {
@@ -148,10 +134,10 @@ impl BtfWriter {
     }
 
     /// Adds a type: header words then trailing words; returns its id.
-    pub fn add(&mut self, name: &str, kind: u32, vlen: u32, size_or_type: u32, extra: &[u32]) -> u32 {
+    pub fn add(&mut self, name: &str, kind: Kind, vlen: u32, size_or_type: u32, extra: &[u32]) -> u32 {
         let name_off = if name.is_empty() { 0 } else { self.string(name) };
         self.words
-            .extend_from_slice(&[name_off, (kind << 24) | vlen, size_or_type]);
+            .extend_from_slice(&[name_off, ((kind as u32) << 24) | vlen, size_or_type]);
         self.words.extend_from_slice(extra);
         self.next_id += 1;
         self.next_id - 1
@@ -160,7 +146,7 @@ impl BtfWriter {
     /// Adds a FUNC_PROTO with the given parameter types and return type.
     pub fn func_proto(&mut self, ret: u32, params: &[u32]) -> u32 {
         let extra: Vec<u32> = params.iter().flat_map(|&t| [0, t]).collect();
-        self.add("", kind::FUNC_PROTO, params.len() as u32, ret, &extra)
+        self.add("", Kind::FuncProto, params.len() as u32, ret, &extra)
     }
 
     /// The blob: header, types, strings.
@@ -228,13 +214,13 @@ pub fn synth_module_dir(test: &str) -> Option<(Dir, [u32; 4])> {
     // int ksymrelo_mod_var.
     let mut m = BtfWriter::split(types, str_len);
     let proto = m.func_proto(int, &[int]);
-    let f1 = m.add("ksymrelo_mod_kfunc", kind::FUNC, 1, proto, &[]);
-    let f2 = m.add("ksymrelo_mod_kfunc2", kind::FUNC, 1, proto, &[]);
-    let v = m.add("ksymrelo_mod_var", kind::VAR, 0, int, &[1]);
+    let f1 = m.add("ksymrelo_mod_kfunc", Kind::Func, 1, proto, &[]);
+    let f2 = m.add("ksymrelo_mod_kfunc2", Kind::Func, 1, proto, &[]);
+    let v = m.add("ksymrelo_mod_var", Kind::Var, 0, int, &[1]);
     // ksymrelo_other: int ksymrelo_other_kfunc(void).
     let mut o = BtfWriter::split(types, str_len);
     let proto = o.func_proto(int, &[]);
-    let f3 = o.add("ksymrelo_other_kfunc", kind::FUNC, 1, proto, &[]);
+    let f3 = o.add("ksymrelo_other_kfunc", Kind::Func, 1, proto, &[]);
 
     let dir = std::env::temp_dir().join(format!("ksymrelo-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

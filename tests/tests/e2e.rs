@@ -269,7 +269,7 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
     use std::os::fd::AsRawFd;
     // A BPF object of ours (a tiny BTF), the kind the runner would adopt.
     let mut w = ksymrelo_tests::BtfWriter::base();
-    w.add("int", ksymrelo_tests::kind::INT, 0, 4, &[32]);
+    w.add("int", ksymrelo_core::btf::Kind::Int, 0, 4, &[32]);
     let ours = ksymrelo_std::sys::btf_load(&w.finish()).unwrap();
     let fd = ours.as_raw_fd();
 

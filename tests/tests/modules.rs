@@ -5,7 +5,7 @@ use ksymrelo_core::bpf::{op, pseudo};
 use ksymrelo_core::btf::{Btf, Kind};
 use ksymrelo_core::resolve::Outcome;
 use ksymrelo_std::{relocate, Kernel};
-use ksymrelo_tests::{btf_counts as header, fixture_bytes, kind, synth_module_dir as module_dir, BtfWriter};
+use ksymrelo_tests::{btf_counts as header, fixture_bytes, synth_module_dir as module_dir, BtfWriter};
 
 #[test]
 fn kfuncs_and_vars_resolve_into_modules_with_fd_array_slots() {
@@ -82,7 +82,7 @@ fn a_kfunc_in_vmlinux_wins_over_modules() {
         .unwrap();
     let proto = base.type_by_id(vm_id).unwrap().type_id();
     let mut w = BtfWriter::split(types, str_len);
-    w.add("bpf_task_release", kind::FUNC, 1, proto, &[]);
+    w.add("bpf_task_release", Kind::Func, 1, proto, &[]);
     std::fs::write(dir.0.join("aaa_shadow"), w.finish()).unwrap();
     let r = relocate(&fixture_bytes("modules.bpf.o"), &Kernel::from_files(Some(&dir.0), None)).unwrap();
     match r.extern_named("bpf_task_release").unwrap().resolution.outcome {
