@@ -392,6 +392,17 @@ pub fn finish(
     Ok(())
 }
 
+/// libbpf's verdict on a local type against the kernel's: a check nested
+/// too deeply to decide counts as incompatible (so a weak kfunc is left
+/// unresolved and a strong extern fails as incompatible, naming it), as
+/// libbpf treats any non-positive answer of `bpf_core_types_are_compat`.
+fn compatible(local: &Btf<'_>, local_id: u32, kernel: &Btf<'_>, kernel_id: u32) -> Result<bool> {
+    match types_are_compat(local, local_id, kernel, kernel_id) {
+        Err(Error::CompatDepth { .. }) => Ok(false),
+        verdict => verdict,
+    }
+}
+
 fn lookup_kind(e: &Extern<'_>) -> Option<Kind> {
     match e.kind {
         ExternKind::Typed => Some(Kind::Var),
@@ -490,7 +501,7 @@ fn resolve_btf_batch(
         let fd = module.map_or(0, |m| kernel.modules[usize::from(m)].fd);
         if kind == Kind::Var {
             let ktarget = kbtf.skip_mods_and_typedefs(ktype.type_id())?.id();
-            if !types_are_compat(local, e.type_id.0, kbtf, ktarget)? {
+            if !compatible(local, e.type_id.0, kbtf, ktarget)? {
                 return Err(Error::IncompatibleVar {
                     name: Name::from(e.name),
                     local_id: e.type_id.0,
@@ -505,7 +516,7 @@ fn resolve_btf_batch(
             };
         } else {
             let kproto = ktype.type_id();
-            if !types_are_compat(local, e.type_id.0, kbtf, kproto)? {
+            if !compatible(local, e.type_id.0, kbtf, kproto)? {
                 if e.weak {
                     r.outcome = Outcome::Unresolved(Unresolved::Incompatible);
                     continue;
@@ -542,5 +553,65 @@ mod tests {
         assert_eq!(fa.as_slice(), &[0, 10, 11]);
         assert_eq!(fa.slot_for(12, "d").unwrap(), 3);
         assert!(matches!(fa.slot_for(13, "e"), Err(Error::CapacityExceeded { .. })));
+    }
+
+    /// A kfunc whose prototype nests function pointers past the depth
+    /// bound: weak, it is left unresolved; strong, it fails as incompatible
+    /// (libbpf's words, naming it) — not with a depth error naming none.
+    #[test]
+    fn a_prototype_nested_too_deeply_is_incompatible() {
+        use crate::btf::tests::{blob, info};
+        use crate::index::{BtfId, ExternIdx};
+        use crate::object::ExternKind;
+        // [1] FUNC_PROTO(param: [2]) -> void, [2] PTR -> [1]: a function
+        // pointer that takes itself; [3] FUNC "f" -> [1].
+        let types = [
+            0,
+            info(Kind::FuncProto, 1),
+            0,
+            0,
+            2,
+            0,
+            info(Kind::Ptr, 0),
+            1,
+            1,
+            info(Kind::Func, 0) | 2,
+            1,
+        ];
+        let data = blob(&types, b"\0f\0");
+        let btf = Btf::parse(&data).unwrap();
+        let kernel = KernelBtf {
+            vmlinux: &btf,
+            modules: &[],
+            vmlinux_found: None,
+        };
+        for weak in [true, false] {
+            let externs = [Extern {
+                name: "f",
+                essential_name: "f",
+                kind: ExternKind::Kfunc,
+                weak,
+                sym_idx: 1,
+                btf_id: BtfId(3),
+                type_id: BtfId(1),
+                index: ExternIdx(0),
+            }];
+            let mut out = [Resolution::default()];
+            start(&externs, &mut out).unwrap();
+            let got = resolve_btf(&externs, &btf, &kernel, &mut out);
+            if weak {
+                got.unwrap();
+                assert_eq!(out[0].outcome, Outcome::Unresolved(Unresolved::Incompatible));
+            } else {
+                assert!(matches!(
+                    got,
+                    Err(Error::IncompatibleFunc {
+                        local_id: 1,
+                        kernel_id: 1,
+                        ..
+                    })
+                ));
+            }
+        }
     }
 }

@@ -490,4 +490,4 @@ impl<'a> Iterator for Types<'a> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
