@@ -11,7 +11,8 @@ pub(crate) fn of(err: &Error) -> i32 {
         Error::Incompatible { source, .. } => core_errno(source),
         Error::NotFound { source, .. } => return of(source),
         Error::Io { source, .. } => ksymrelo_std::sys::errno(source).unwrap_or(libc::EIO),
-        Error::Usage(_) => libc::EINVAL,
+        Error::Usage(_) | Error::NoKallsyms | Error::InsnSite { .. } => libc::EINVAL,
+        Error::ResolverFault(_) => libc::EIO,
         Error::AddressesHidden { .. } => libc::EACCES,
         Error::InKernel { .. } => libc::ESRCH,
     }

@@ -16,8 +16,23 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
-    /// A request that cannot be served, e.g. typeless externs but no kallsyms.
+    /// A caller's request that cannot be served (e.g. an fd_array too
+    /// small for the relocation); the message says what to change.
     Usage(String),
+    /// The object has typeless ksyms, but the kernel facts were given as
+    /// saved BTF files without a saved kallsyms file.
+    NoKallsyms,
+    /// A site of a program given as instructions ([`crate::relocate_insns`])
+    /// that cannot be one.
+    InsnSite {
+        /// The extern the site refers to.
+        name: String,
+        /// What is wrong with it.
+        problem: InsnSiteProblem,
+    },
+    /// The in-kernel resolver answered what it cannot have: the kernel (or
+    /// the resolver program) misbehaved.
+    ResolverFault(ResolverFault),
     /// kallsyms shows this process only zero addresses; `cause` says which
     /// setting or capability hides them.
     AddressesHidden {
@@ -50,6 +65,45 @@ pub enum Error {
         /// The positive errno the kernel helper returned.
         errno: i32,
     },
+}
+
+/// What is wrong with a site of a program given as instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsnSiteProblem {
+    /// Two sites of the extern disagree on whether it is weak.
+    WeakDisagrees,
+    /// An `ld_imm64` site in the last slot (it takes two).
+    LastSlot {
+        /// The site's instruction.
+        insn_idx: u32,
+        /// Instructions in the program.
+        insn_count: usize,
+    },
+    /// A site past the end of the program.
+    PastEnd {
+        /// The site's instruction.
+        insn_idx: u32,
+        /// Instructions in the program.
+        insn_count: usize,
+    },
+}
+
+/// What the in-kernel resolver answered that it cannot have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolverFault {
+    /// The loader program returned this instead of 0.
+    Returned(i32),
+    /// The lookup program visited this many of its names.
+    Visited {
+        /// Names visited.
+        visited: i32,
+        /// Names given.
+        count: u32,
+    },
+    /// A returned fd is not a BPF object.
+    NotBpfFd(i32),
+    /// A returned BTF fd is none the resolver obtained.
+    UnknownBtfFd(i32),
 }
 
 /// Why a relocation failed, as a stable number: the `KSYMRELO_REASON_*`
@@ -114,7 +168,9 @@ impl Error {
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,
-            Error::Usage(_) => Reason::Usage,
+            Error::Usage(_) | Error::NoKallsyms => Reason::Usage,
+            Error::InsnSite { .. } => Reason::BadObject,
+            Error::ResolverFault(_) => Reason::KernelFacts,
             Error::InKernel { .. } => Reason::NotFound,
         }
     }
@@ -123,7 +179,9 @@ impl Error {
     pub fn extern_name(&self) -> Option<String> {
         match self {
             Error::Core(e) => e.extern_name().map(|n| n.to_string()),
-            Error::InKernel { name, .. } | Error::AddressesHidden { name, .. } => Some(name.clone()),
+            Error::InKernel { name, .. } | Error::AddressesHidden { name, .. } | Error::InsnSite { name, .. } => {
+                Some(name.clone())
+            }
             Error::NotFound { source, .. } => source.extern_name(),
             Error::Incompatible { source, .. } => source.extern_name().map(|n| n.to_string()),
             _ => None,
@@ -161,6 +219,31 @@ impl fmt::Display for Error {
             Error::Core(e) => e.fmt(f),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Usage(msg) => f.write_str(msg),
+            Error::NoKallsyms => f.write_str(
+                "the object has typeless ksyms: with saved BTF, a saved kallsyms file is needed too \
+                 (`--kallsyms` of the command, `kallsyms_path` in C)",
+            ),
+            Error::InsnSite { name, problem } => match problem {
+                InsnSiteProblem::WeakDisagrees => write!(f, "extern '{name}': its sites disagree on whether it is weak"),
+                InsnSiteProblem::LastSlot { insn_idx, insn_count } => write!(
+                    f,
+                    "extern '{name}': its ld_imm64 site at instruction {insn_idx} is the last of {insn_count} (it takes two slots)"
+                ),
+                InsnSiteProblem::PastEnd { insn_idx, insn_count } => write!(
+                    f,
+                    "extern '{name}': site at instruction {insn_idx} is past the end of the program ({insn_count} instructions)"
+                ),
+            },
+            Error::ResolverFault(fault) => match fault {
+                ResolverFault::Returned(r) => write!(f, "the in-kernel resolver returned {r}"),
+                ResolverFault::Visited { visited, count } => {
+                    write!(f, "the in-kernel resolver visited {visited} of {count} names")
+                }
+                ResolverFault::NotBpfFd(fd) => {
+                    write!(f, "the in-kernel resolver returned fd {fd}, which is not a BPF object")
+                }
+                ResolverFault::UnknownBtfFd(fd) => write!(f, "the in-kernel resolver returned an unknown BTF fd {fd}"),
+            },
             Error::NotFound {
                 source,
                 hints,
@@ -195,7 +278,12 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::NotFound { source, .. } => Some(source.as_ref()),
             Error::Incompatible { source, .. } => Some(source.as_ref()),
-            Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,
+            Error::Usage(_)
+            | Error::NoKallsyms
+            | Error::InsnSite { .. }
+            | Error::ResolverFault(_)
+            | Error::InKernel { .. }
+            | Error::AddressesHidden { .. } => None,
         }
     }
 }

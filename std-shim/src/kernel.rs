@@ -466,13 +466,7 @@ impl Kernel {
         let path = match &self.kallsyms {
             KallsymsSource::Live => PathBuf::from(PROC_KALLSYMS),
             KallsymsSource::File(p) => p.clone(),
-            KallsymsSource::Absent => {
-                return Err(Error::Usage(
-                    "the object has typeless ksyms: with saved BTF, a saved kallsyms file is needed too \
-                     (`--kallsyms` of the command, `kallsyms_path` in C)"
-                        .into(),
-                ))
-            }
+            KallsymsSource::Absent => return Err(Error::NoKallsyms),
         };
         let mut file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         bump(&self.counters.kallsyms_scans);

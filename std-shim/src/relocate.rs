@@ -30,7 +30,7 @@ use ksymrelo_core::object::{describe_all, essential_name, Extern, ExternKind, No
 use ksymrelo_core::patch;
 use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution, Unresolved};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InsnSiteProblem, ResolverFault, Result};
 use crate::inkernel;
 use crate::kallsyms_record::{KallsymsRecord, Listed};
 use crate::kernel::{Kernel, ModuleBtfData};
@@ -424,9 +424,13 @@ fn all_through_kernel(
             Answer::Btf { btf_id, fd } => {
                 let module = match fd {
                     0 => None,
-                    fd => Some(by_fd.iter().find(|(f, _)| *f == fd).map(|(_, m)| *m).ok_or_else(|| {
-                        Error::Usage(format!("the in-kernel resolver returned an unknown BTF fd {fd}"))
-                    })?),
+                    fd => Some(
+                        by_fd
+                            .iter()
+                            .find(|(f, _)| *f == fd)
+                            .map(|(_, m)| *m)
+                            .ok_or_else(|| Error::ResolverFault(ResolverFault::UnknownBtfFd(fd)))?,
+                    ),
                 };
                 r.outcome = Outcome::Btf {
                     btf_id,
@@ -642,10 +646,10 @@ pub fn relocate_insns_with(
     for s in sites {
         match externs.iter().find(|e| e.name == s.name) {
             Some(e) if e.weak != s.weak => {
-                return Err(Error::Usage(format!(
-                    "extern '{}': its sites disagree on whether it is weak",
-                    s.name
-                )))
+                return Err(Error::InsnSite {
+                    name: s.name.to_owned(),
+                    problem: InsnSiteProblem::WeakDisagrees,
+                })
             }
             Some(_) => {}
             None => externs.push(Extern {
@@ -676,20 +680,22 @@ pub fn relocate_insns_with(
                 .into())
             }
             Err(NotASite::LastSlot) => {
-                return Err(Error::Usage(format!(
-                    "extern '{}': its ld_imm64 site at instruction {} is the last of {} (it takes two slots)",
-                    s.name,
-                    s.insn_idx,
-                    insns.len()
-                )))
+                return Err(Error::InsnSite {
+                    name: s.name.to_owned(),
+                    problem: InsnSiteProblem::LastSlot {
+                        insn_idx: s.insn_idx,
+                        insn_count: insns.len(),
+                    },
+                })
             }
             Err(NotASite::PastEnd) => {
-                return Err(Error::Usage(format!(
-                    "extern '{}': site at instruction {} is past the end of the program ({} instructions)",
-                    s.name,
-                    s.insn_idx,
-                    insns.len()
-                )))
+                return Err(Error::InsnSite {
+                    name: s.name.to_owned(),
+                    problem: InsnSiteProblem::PastEnd {
+                        insn_idx: s.insn_idx,
+                        insn_count: insns.len(),
+                    },
+                })
             }
         };
         core_sites.push(Site {

@@ -182,6 +182,37 @@ fn relocate_insns_names_the_extern_of_a_bad_site() {
         }];
         let err = relocate_insns(&kernel, obj.btf_data().unwrap(), &mut insns, &bad).unwrap_err();
         assert!(err.to_string().contains(&want), "{err}");
+        assert!(
+            matches!(&err, ksymrelo_std::Error::InsnSite { name: n, .. } if n == name),
+            "{err:?}"
+        );
+        assert_eq!(err.reason(), ksymrelo_std::Reason::BadObject);
         assert_eq!(insns, original[..insns_len]);
     }
+    // Two sites of one extern that disagree on whether it is weak.
+    let mut insns = original.clone();
+    let both = [true, false].map(|weak| InsnSite {
+        insn_idx: site.insn_idx.0,
+        weak,
+        name,
+    });
+    let err = relocate_insns(&kernel, obj.btf_data().unwrap(), &mut insns, &both).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("extern '{name}': its sites disagree on whether it is weak")
+    );
+    assert_eq!(err.reason(), ksymrelo_std::Reason::BadObject);
+    assert_eq!(insns, original);
+}
+
+/// Saved BTF without a saved kallsyms file cannot resolve a typeless ksym:
+/// the error says which file is missing (a usage error, exit status 2).
+#[test]
+fn typeless_ksyms_with_saved_btf_need_a_saved_kallsyms() {
+    // typeless.bpf.o has only typeless ksyms: no BTF file is read.
+    let kernel = ksymrelo_std::Kernel::from_files(Some(std::path::Path::new("/nonexistent/vmlinux")), None);
+    let err = ksymrelo_std::relocate(&fixture_bytes("typeless.bpf.o"), &kernel).unwrap_err();
+    assert!(matches!(err, ksymrelo_std::Error::NoKallsyms), "{err:?}");
+    assert!(err.to_string().contains("a saved kallsyms file is needed"), "{err}");
+    assert_eq!(err.reason(), ksymrelo_std::Reason::Usage);
 }
