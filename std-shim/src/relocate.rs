@@ -429,7 +429,7 @@ fn all_through_kernel(
                             .iter()
                             .find(|(f, _)| *f == fd)
                             .map(|(_, m)| *m)
-                            .ok_or_else(|| Error::ResolverFault(ResolverFault::UnknownBtfFd(fd)))?,
+                            .ok_or(Error::ResolverFault(ResolverFault::UnknownBtfFd(fd)))?,
                     ),
                 };
                 r.outcome = Outcome::Btf {
