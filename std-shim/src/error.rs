@@ -4,17 +4,27 @@
 use std::fmt;
 use std::io;
 
+pub use crate::sys::{BpfCommand, BpfError};
+
 /// Anything that can go wrong when resolving on a real system.
 #[derive(Debug)]
 pub enum Error {
     /// Malformed input or a failed resolution (names the extern).
     Core(ksymrelo_core::Error),
-    /// A file or `bpf(2)` operation failed.
+    /// A file operation failed.
     Io {
         /// What was being done, e.g. "reading /proc/kallsyms".
         context: String,
         /// The OS error.
         source: io::Error,
+    },
+    /// A `bpf(2)` command failed: [`BpfError`] names it and holds the errno
+    /// and, for a refused program, the verifier log.
+    Bpf {
+        /// What was being done, e.g. "loading the in-kernel resolver".
+        context: String,
+        /// The command's error.
+        source: BpfError,
     },
     /// A request that cannot be served, e.g. typeless externs but no kallsyms.
     Usage(String),
@@ -110,7 +120,7 @@ impl Error {
                 C::Mismatch { .. } => Reason::Usage,
                 _ => Reason::BadObject,
             },
-            Error::Io { .. } => Reason::KernelFacts,
+            Error::Io { .. } | Error::Bpf { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,
@@ -146,6 +156,14 @@ impl Error {
         }
     }
 
+    /// Wraps a failed `bpf(2)` command with context.
+    pub(crate) fn bpf(context: impl Into<String>, source: BpfError) -> Self {
+        Error::Bpf {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// The core error, if this is one.
     pub fn core(&self) -> Option<&ksymrelo_core::Error> {
         match self {
@@ -160,6 +178,7 @@ impl fmt::Display for Error {
         match self {
             Error::Core(e) => e.fmt(f),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Bpf { context, source } => write!(f, "{context}: {source}"),
             Error::Usage(msg) => f.write_str(msg),
             Error::NotFound {
                 source,
@@ -193,6 +212,7 @@ impl std::error::Error for Error {
         match self {
             Error::Core(e) => Some(e),
             Error::Io { source, .. } => Some(source),
+            Error::Bpf { source, .. } => Some(source),
             Error::NotFound { source, .. } => Some(source.as_ref()),
             Error::Incompatible { source, .. } => Some(source.as_ref()),
             Error::Usage(_) | Error::InKernel { .. } | Error::AddressesHidden { .. } => None,

@@ -47,9 +47,9 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
     let layout = gen::emit(externs, sites, &program, &opts, &mut loader, &mut blob)?;
 
     let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, "ksymrelo_blob")
-        .map_err(|e| Error::io("creating the loader's blob map", e))?;
+        .map_err(|e| Error::bpf("creating the loader's blob map", e))?;
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &blob)
-        .map_err(|e| Error::io("writing the loader blob", e))?;
+        .map_err(|e| Error::bpf("writing the loader blob", e))?;
     let fd_array = [map.as_raw_fd()];
     let mut log = vec![0u8; 1 << 20];
     let prog = sys::prog_load(&mut sys::ProgLoad {
@@ -63,12 +63,13 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
         log: Some(&mut log),
         btf: None,
     })
-    .map_err(|e| Error::io("loading the in-kernel resolver", e))?;
+    .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
     let started = std::time::Instant::now();
-    let run = sys::prog_test_run(prog.as_fd(), None).map_err(|e| Error::io("running the in-kernel resolver", e))?;
+    let run = sys::prog_test_run(prog.as_fd(), &mut sys::TestRun::default())
+        .map_err(|e| Error::bpf("running the in-kernel resolver", e))?;
     let run_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut blob)
-        .map_err(|e| Error::io("reading the loader blob back", e))?;
+        .map_err(|e| Error::bpf("reading the loader blob back", e))?;
 
     // Take the module fds first, so they are closed on every path below.
     let mut module_fds = Vec::new();
@@ -140,11 +141,11 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
     lookup::emit(queries, &mut program, &mut value)?;
 
     let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, table.value_size, 1, "ksymrelo_lookup")
-        .map_err(|e| Error::io("creating the in-kernel resolver's table", e))?;
+        .map_err(|e| Error::bpf("creating the in-kernel resolver's table", e))?;
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &value)
-        .map_err(|e| Error::io("writing the in-kernel resolver's table", e))?;
+        .map_err(|e| Error::bpf("writing the in-kernel resolver's table", e))?;
     let fd_array = [map.as_raw_fd()];
-    let btf = sys::btf_load(&lookup::PROGRAM_BTF).map_err(|e| Error::io("loading the in-kernel resolver's BTF", e))?;
+    let btf = sys::btf_load(&lookup::PROGRAM_BTF).map_err(|e| Error::bpf("loading the in-kernel resolver's BTF", e))?;
     let func_info: Vec<u8> = lookup::FUNC_INFO.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let mut log = vec![0u8; 1 << 16];
     let prog = sys::prog_load(&mut sys::ProgLoad {
@@ -161,10 +162,11 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
             func_info: &func_info,
         }),
     })
-    .map_err(|e| Error::io("loading the in-kernel resolver", e))?;
-    let run = sys::prog_test_run(prog.as_fd(), None).map_err(|e| Error::io("running the in-kernel resolver", e))?;
+    .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
+    let run = sys::prog_test_run(prog.as_fd(), &mut sys::TestRun::default())
+        .map_err(|e| Error::bpf("running the in-kernel resolver", e))?;
     sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut value)
-        .map_err(|e| Error::io("reading the in-kernel resolver's answers", e))?;
+        .map_err(|e| Error::bpf("reading the in-kernel resolver's answers", e))?;
 
     // Take every module fd first, so each is closed on every path below.
     let mut answers = Vec::with_capacity(queries.len());
@@ -206,7 +208,7 @@ impl LookupModules {
                 "the in-kernel resolver returned fd {fd}, which is not a BPF object"
             )));
         };
-        let info = sys::btf_info(owned.as_fd()).map_err(|e| Error::io(format!("reading info of BTF fd {fd}"), e))?;
+        let info = sys::btf_info(owned.as_fd()).map_err(|e| Error::bpf(format!("reading info of BTF fd {fd}"), e))?;
         if let Some((_, _, kept)) = self.modules.iter().find(|(id, _, _)| *id == info.id) {
             return Ok(kept.as_raw_fd());
         }
