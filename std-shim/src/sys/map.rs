@@ -29,59 +29,32 @@ pub(crate) fn map_create(
     unsafe { bpf_fd(BpfCommand::MapCreate, &mut attr) }
 }
 
-/// What the kernel says about a map.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MapInfo {
-    /// `BPF_MAP_TYPE_*`.
-    pub(crate) map_type: u32,
-    /// Map id.
-    pub(crate) id: u32,
-    /// Key size in bytes.
-    pub(crate) key_size: u32,
-    /// Value size in bytes.
-    pub(crate) value_size: u32,
-    /// Capacity.
-    pub(crate) max_entries: u32,
-    /// `BPF_F_*` map flags.
-    pub(crate) map_flags: u32,
-    /// Name.
-    pub(crate) name: String,
-}
-
 /// Type, id, sizes and name of the map `fd`.
-pub(crate) fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo, BpfError> {
+fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfoRaw, BpfError> {
     let mut info = MapInfoRaw::default();
     // SAFETY: an all-zero prefix (of `struct bpf_map_info`): no pointers
     // and zero lengths whatever kind of object `fd` is.
     unsafe { obj_get_info(fd, &mut info)? };
-    Ok(MapInfo {
-        map_type: info.map_type,
-        id: info.id,
-        key_size: info.key_size,
-        value_size: info.value_size,
-        max_entries: info.max_entries,
-        map_flags: info.map_flags,
-        name: c_string(&info.name),
-    })
+    Ok(info)
 }
 
 /// Checks `key` and a value of `value_len` bytes against the map's sizes
 /// before `cmd`: the kernel copies exactly `key_size` and `value_size` bytes.
 fn check_elem(cmd: BpfCommand, fd: BorrowedFd<'_>, key: &[u8], value_len: usize) -> Result<(), BpfError> {
     let info = map_info(fd)?;
+    let name = c_string(&info.name);
     if PERCPU_MAP_TYPES.contains(&info.map_type) {
         return Err(BpfError::new(
             cmd,
             libc::EOPNOTSUPP,
-            format!("map '{}' is per-CPU, which this interface does not serve", info.name),
+            format!("map '{name}' is per-CPU, which this interface does not serve"),
         ));
     }
     if key.len() != info.key_size as usize || value_len != info.value_size as usize {
         return Err(BpfError::invalid(
             cmd,
             format!(
-                "map '{}' has {}-byte keys and {}-byte values, not {} and {}",
-                info.name,
+                "map '{name}' has {}-byte keys and {}-byte values, not {} and {}",
                 info.key_size,
                 info.value_size,
                 key.len(),
@@ -105,10 +78,10 @@ fn map_update_elem_with_flags(fd: BorrowedFd<'_>, key: &[u8], value: &[u8], flag
     check_elem(cmd, fd, key, value.len())?;
     let mut attr = MapElemAttr {
         map_fd: fd.as_raw_fd() as u32,
-        _pad: 0,
         key: ptr_of(key),
         value: ptr_of(value),
         flags,
+        ..Default::default()
     };
     // SAFETY: `key` and `value` are live and exactly the map's key and
     // value sizes (checked above), which is what the kernel reads.
@@ -122,10 +95,9 @@ pub(crate) fn map_lookup_elem(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) 
     check_elem(cmd, fd, key, value.len())?;
     let mut attr = MapElemAttr {
         map_fd: fd.as_raw_fd() as u32,
-        _pad: 0,
         key: ptr_of(key),
         value: ptr_of_mut(value),
-        flags: 0,
+        ..Default::default()
     };
     // SAFETY: `key` is live and the map's key size; `value` is exclusively
     // borrowed and exactly the map's value size (checked above, per-CPU
@@ -163,7 +135,7 @@ pub(crate) mod tests {
                 info.key_size,
                 info.value_size,
                 info.max_entries,
-                &info.name[..]
+                &c_string(&info.name)[..]
             ),
             (BPF_MAP_TYPE_ARRAY, 4, 16, 2, "ksymrelo_t")
         );

@@ -238,31 +238,14 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, run: &mut TestRun<'_>) -> Result<Test
     })
 }
 
-/// What the kernel says about a loaded program.
-#[cfg(test)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ProgInfo {
-    prog_type: u32,
-    id: u32,
-    /// Size of the JIT-compiled code in bytes (0 without the JIT).
-    jited_len: u32,
-    /// Size of the instructions after the verifier's rewrites, in bytes.
-    xlated_len: u32,
-}
-
 /// Type, id and sizes of the program `fd`.
 #[cfg(test)]
-fn prog_info(fd: BorrowedFd<'_>) -> Result<ProgInfo, BpfError> {
+fn prog_info(fd: BorrowedFd<'_>) -> Result<super::uapi::ProgInfoRaw, BpfError> {
     let mut info = super::uapi::ProgInfoRaw::default();
     // SAFETY: an all-zero prefix (of `struct bpf_prog_info`): no pointers
     // and zero lengths whatever kind of object `fd` is.
     unsafe { super::fd::obj_get_info(fd, &mut info)? };
-    Ok(ProgInfo {
-        prog_type: info.prog_type,
-        id: info.id,
-        jited_len: info.jited_prog_len,
-        xlated_len: info.xlated_prog_len,
-    })
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -323,7 +306,7 @@ pub(crate) mod tests {
         let fd = load_syscall(as_bytes(&RET42), None, None).unwrap();
         let info = prog_info(fd.as_fd()).unwrap();
         assert_eq!(info.prog_type, BPF_PROG_TYPE_SYSCALL);
-        assert!(info.id > 0 && info.xlated_len > 0);
+        assert!(info.id > 0 && info.xlated_prog_len > 0);
         let r = run_ctx(fd.as_fd(), None).unwrap();
         assert_eq!(r.retval, 42);
         // The kernel does not time syscall programs.

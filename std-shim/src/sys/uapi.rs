@@ -153,6 +153,7 @@ pub(crate) struct MapInfoRaw {
 }
 
 /// A prefix of `struct bpf_prog_info`.
+#[cfg(test)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ProgInfoRaw {
@@ -254,6 +255,9 @@ pub(crate) struct MapElemAttr {
     pub(crate) flags: u64,
 }
 
+#[cfg(test)]
+const _: () = assert!(size_of::<ProgInfoRaw>() == 24);
+
 /// The attribute of `BPF_MAP_FREEZE`.
 #[cfg(test)]
 #[repr(C)]
@@ -268,7 +272,6 @@ const _: () = {
     assert!(size_of::<InfoAttr>() == 16);
     assert!(size_of::<BtfInfoRaw>() == 32);
     assert!(size_of::<MapInfoRaw>() == 40);
-    assert!(size_of::<ProgInfoRaw>() == 24);
     assert!(size_of::<BtfLoadAttr>() == 32);
     assert!(size_of::<ProgLoadAttr>() == 128);
     assert!(offset_of!(ProgLoadAttr, fd_array) == 120);
