@@ -283,3 +283,26 @@ pub fn hidden_addresses_cause() -> String {
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpf_failures_keep_their_message_and_reason() {
+        let refused = BpfError::from_errno(BpfCommand::ProgLoad, libc::EACCES).with_log("R0 !read_ok".into());
+        let err = Error::bpf("loading program p", refused);
+        assert_eq!(
+            err.to_string(),
+            "loading program p: Permission denied (os error 13); verifier log:\nR0 !read_ok"
+        );
+        assert_eq!(err.reason(), Reason::KernelFacts);
+        let Error::Bpf { source, .. } = &err else {
+            unreachable!()
+        };
+        assert_eq!(
+            (source.command(), source.errno(), source.verifier_log()),
+            (BpfCommand::ProgLoad, libc::EACCES, Some("R0 !read_ok"))
+        );
+    }
+}
