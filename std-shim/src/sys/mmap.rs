@@ -131,14 +131,14 @@ pub(crate) mod tests {
     pub(crate) fn vmlinux_mmap_equals_read() {
         let Ok(file) = File::open(VMLINUX) else {
             assert!(!require_kernel(), "no {VMLINUX}");
-            eprintln!("SKIP vmlinux_mmap_equals_read: no {VMLINUX}");
+            ksymrelo_test_skip::skip(format_args!("no {VMLINUX}"));
             return;
         };
         let map = match Mmap::map(&file) {
             Ok(map) => map,
             // Before Linux 6.16 sysfs did not map BTF.
             Err(e) if !require_kernel() => {
-                eprintln!("SKIP vmlinux_mmap_equals_read: {VMLINUX} not mappable: {e}");
+                ksymrelo_test_skip::skip(format_args!("{VMLINUX} not mappable: {e}"));
                 return;
             }
             Err(e) => panic!("mapping {VMLINUX}: {e}"),

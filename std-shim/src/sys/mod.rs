@@ -149,7 +149,7 @@ pub(crate) mod testing {
             Ok(()) => true,
             Err(e) if require_kernel() => panic!("{test}: bpf(2) not permitted ({e}) but KSYMRELO_REQUIRE_KERNEL=1"),
             Err(e) => {
-                eprintln!("SKIP {test}: bpf(2) not permitted: {e}");
+                ksymrelo_test_skip::skip(format_args!("bpf(2) not permitted: {e}"));
                 false
             }
         }
