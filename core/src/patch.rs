@@ -1,7 +1,7 @@
 //! Writes resolutions into instructions, bit-identically to libbpf
 //! (`bpf_object__relocate_data` and `poison_kfunc_call`).
 //!
-//! | site | outcome | insn[0] | insn[1] |
+//! | site | outcome | `insn[0]` | `insn[1]` |
 //! |---|---|---|---|
 //! | ld_imm64 | BTF object | `src_reg=BPF_PSEUDO_BTF_ID`, `imm=btf_id` | `imm=btf_obj_fd` |
 //! | ld_imm64 | address | `imm=low32` | `imm=high32` |

@@ -12,7 +12,7 @@ fn fixture() -> Vec<u8> {
 }
 
 fn relocations(c: &mut Criterion) {
-    if let Err(e) = ksymrelo_std::sys::bpf_available() {
+    if let Err(e) = ksymrelo_std::load::bpf_available() {
         ksymrelo_test_skip::skip(format_args!("relocate benches: bpf(2) not permitted: {e}"));
         return;
     }

@@ -1,48 +1,21 @@
 //! The error type of ksymrelo-std: a core error, or an OS error with the
 //! file or operation it happened in.
 
-use std::fmt;
 use std::io;
 
-/// Anything that can go wrong when resolving on a real system.
-#[derive(Debug)]
+pub use crate::sys::{BpfCommand, BpfError};
+
+/// Anything that can go wrong when resolving on a real system, each with
+/// its message. Who must act is [`Error::reason`]'s grouping.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // ---- the object does not resolve on this kernel, or is malformed ----
     /// Malformed input or a failed resolution (names the extern).
-    Core(ksymrelo_core::Error),
-    /// A file or `bpf(2)` operation failed.
-    Io {
-        /// What was being done, e.g. "reading /proc/kallsyms".
-        context: String,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A caller's request that cannot be served (e.g. an fd_array too
-    /// small for the relocation); the message says what to change.
-    Usage(String),
-    /// The object has typeless ksyms, but the kernel facts were given as
-    /// saved BTF files without a saved kallsyms file.
-    NoKallsyms,
-    /// A site of a program given as instructions ([`crate::relocate_insns`])
-    /// that cannot be one.
-    InsnSite {
-        /// The extern the site refers to.
-        name: String,
-        /// What is wrong with it.
-        problem: InsnSiteProblem,
-    },
-    /// The in-kernel resolver answered what it cannot have: the kernel (or
-    /// the resolver program) misbehaved.
-    ResolverFault(ResolverFault),
-    /// kallsyms shows this process only zero addresses; `cause` says which
-    /// setting or capability hides them.
-    AddressesHidden {
-        /// The extern that needed an address.
-        name: String,
-        /// What hides them, and what to change.
-        cause: String,
-    },
+    #[error("{0}")]
+    Core(#[from] ksymrelo_core::Error),
     /// An extern whose type differs from the kernel's, told with both types
     /// as C and where they first differ.
+    #[error("{message}")]
     Incompatible {
         /// The core error (ids only).
         source: Box<ksymrelo_core::Error>,
@@ -50,6 +23,7 @@ pub enum Error {
         message: String,
     },
     /// A strong extern not found, with what the kernel has instead.
+    #[error("{source}{}", not_found_notes(hints, candidates))]
     NotFound {
         /// The error the resolution stopped with.
         source: Box<Error>,
@@ -59,20 +33,94 @@ pub enum Error {
         candidates: Vec<String>,
     },
     /// The in-kernel resolver's lookup of a strong extern failed.
+    #[error(
+        "extern '{name}' (strong): not resolved: the kernel's lookup failed: {}",
+        io::Error::from_raw_os_error(*errno)
+    )]
     InKernel {
         /// The extern.
         name: String,
         /// The positive errno the kernel helper returned.
         errno: i32,
     },
+    /// A site of a program given as instructions ([`crate::relocate_insns`])
+    /// that cannot be one.
+    #[error("extern '{name}': {problem}")]
+    InsnSite {
+        /// The extern the site refers to.
+        name: String,
+        /// What is wrong with it.
+        problem: InsnSiteProblem,
+    },
+
+    // ---- the kernel's facts cannot be read ----
+    /// kallsyms shows this process only zero addresses; `cause` says which
+    /// setting or capability hides them.
+    #[error("extern (ksym) '{name}': kallsyms shows only zero addresses: {cause}")]
+    AddressesHidden {
+        /// The extern that needed an address.
+        name: String,
+        /// What hides them, and what to change.
+        cause: String,
+    },
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. "reading /proc/kallsyms".
+        context: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A `bpf(2)` command failed: [`BpfError`] names it and holds the errno
+    /// and, for a refused program, the verifier log.
+    #[error("{context}: {source}")]
+    Bpf {
+        /// What was being done, e.g. "loading the in-kernel resolver".
+        context: String,
+        /// The command's error.
+        source: BpfError,
+    },
+    /// The in-kernel resolver answered what it cannot have: the kernel (or
+    /// the resolver program) misbehaved.
+    #[error("{0}")]
+    ResolverFault(ResolverFault),
+
+    // ---- the caller asked for what cannot be done ----
+    /// The object has typeless ksyms, but the kernel facts were given as
+    /// saved BTF files without a saved kallsyms file.
+    #[error(
+        "the object has typeless ksyms: with saved BTF, a saved kallsyms file is needed too \
+         (`--kallsyms` of the command, `kallsyms_path` in C)"
+    )]
+    NoKallsyms,
+    /// A caller's request that cannot be served (e.g. an fd_array too
+    /// small for the relocation); the message says what to change.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The notes a "not found" message ends with: hints, then close names.
+fn not_found_notes(hints: &[String], candidates: &[String]) -> String {
+    let mut notes = String::new();
+    for h in hints {
+        notes.push_str("; ");
+        notes.push_str(h);
+    }
+    if !candidates.is_empty() {
+        notes.push_str("; close names in kernel BTF: ");
+        notes.push_str(&candidates.join(", "));
+    }
+    notes
 }
 
 /// What is wrong with a site of a program given as instructions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InsnSiteProblem {
     /// Two sites of the extern disagree on whether it is weak.
+    #[error("its sites disagree on whether it is weak")]
     WeakDisagrees,
     /// An `ld_imm64` site in the last slot (it takes two).
+    #[error("its ld_imm64 site at instruction {insn_idx} is the last of {insn_count} (it takes two slots)")]
     LastSlot {
         /// The site's instruction.
         insn_idx: u32,
@@ -80,6 +128,7 @@ pub enum InsnSiteProblem {
         insn_count: usize,
     },
     /// A site past the end of the program.
+    #[error("site at instruction {insn_idx} is past the end of the program ({insn_count} instructions)")]
     PastEnd {
         /// The site's instruction.
         insn_idx: u32,
@@ -89,11 +138,13 @@ pub enum InsnSiteProblem {
 }
 
 /// What the in-kernel resolver answered that it cannot have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResolverFault {
     /// The loader program returned this instead of 0.
+    #[error("the in-kernel resolver returned {0}")]
     Returned(i32),
     /// The lookup program visited this many of its names.
+    #[error("the in-kernel resolver visited {visited} of {count} names")]
     Visited {
         /// Names visited.
         visited: i32,
@@ -101,8 +152,10 @@ pub enum ResolverFault {
         count: u32,
     },
     /// A returned fd is not a BPF object.
+    #[error("the in-kernel resolver returned fd {0}, which is not a BPF object")]
     NotBpfFd(i32),
     /// A returned BTF fd is none the resolver obtained.
+    #[error("the in-kernel resolver returned an unknown BTF fd {0}")]
     UnknownBtfFd(i32),
 }
 
@@ -164,7 +217,7 @@ impl Error {
                 C::Mismatch { .. } => Reason::Usage,
                 _ => Reason::BadObject,
             },
-            Error::Io { .. } => Reason::KernelFacts,
+            Error::Io { .. } | Error::Bpf { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,
@@ -204,93 +257,20 @@ impl Error {
         }
     }
 
+    /// Wraps a failed `bpf(2)` command with context.
+    pub(crate) fn bpf(context: impl Into<String>, source: BpfError) -> Self {
+        Error::Bpf {
+            context: context.into(),
+            source,
+        }
+    }
+
     /// The core error, if this is one.
     pub fn core(&self) -> Option<&ksymrelo_core::Error> {
         match self {
             Error::Core(e) => Some(e),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Core(e) => e.fmt(f),
-            Error::Io { context, source } => write!(f, "{context}: {source}"),
-            Error::Usage(msg) => f.write_str(msg),
-            Error::NoKallsyms => f.write_str(
-                "the object has typeless ksyms: with saved BTF, a saved kallsyms file is needed too \
-                 (`--kallsyms` of the command, `kallsyms_path` in C)",
-            ),
-            Error::InsnSite { name, problem } => match problem {
-                InsnSiteProblem::WeakDisagrees => write!(f, "extern '{name}': its sites disagree on whether it is weak"),
-                InsnSiteProblem::LastSlot { insn_idx, insn_count } => write!(
-                    f,
-                    "extern '{name}': its ld_imm64 site at instruction {insn_idx} is the last of {insn_count} (it takes two slots)"
-                ),
-                InsnSiteProblem::PastEnd { insn_idx, insn_count } => write!(
-                    f,
-                    "extern '{name}': site at instruction {insn_idx} is past the end of the program ({insn_count} instructions)"
-                ),
-            },
-            Error::ResolverFault(fault) => match fault {
-                ResolverFault::Returned(r) => write!(f, "the in-kernel resolver returned {r}"),
-                ResolverFault::Visited { visited, count } => {
-                    write!(f, "the in-kernel resolver visited {visited} of {count} names")
-                }
-                ResolverFault::NotBpfFd(fd) => {
-                    write!(f, "the in-kernel resolver returned fd {fd}, which is not a BPF object")
-                }
-                ResolverFault::UnknownBtfFd(fd) => write!(f, "the in-kernel resolver returned an unknown BTF fd {fd}"),
-            },
-            Error::NotFound {
-                source,
-                hints,
-                candidates,
-            } => {
-                write!(f, "{source}")?;
-                for h in hints {
-                    write!(f, "; {h}")?;
-                }
-                if !candidates.is_empty() {
-                    write!(f, "; close names in kernel BTF: {}", candidates.join(", "))?;
-                }
-                Ok(())
-            }
-            Error::Incompatible { message, .. } => f.write_str(message),
-            Error::AddressesHidden { name, cause } => {
-                write!(f, "extern (ksym) '{name}': kallsyms shows only zero addresses: {cause}")
-            }
-            Error::InKernel { name, errno } => write!(
-                f,
-                "extern '{name}' (strong): not resolved: the kernel's lookup failed: {}",
-                io::Error::from_raw_os_error(*errno)
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Core(e) => Some(e),
-            Error::Io { source, .. } => Some(source),
-            Error::NotFound { source, .. } => Some(source.as_ref()),
-            Error::Incompatible { source, .. } => Some(source.as_ref()),
-            Error::Usage(_)
-            | Error::NoKallsyms
-            | Error::InsnSite { .. }
-            | Error::ResolverFault(_)
-            | Error::InKernel { .. }
-            | Error::AddressesHidden { .. } => None,
-        }
-    }
-}
-
-impl From<ksymrelo_core::Error> for Error {
-    fn from(e: ksymrelo_core::Error) -> Self {
-        Error::Core(e)
     }
 }
 
@@ -351,3 +331,26 @@ pub fn hidden_addresses_cause() -> String {
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpf_failures_keep_their_message_and_reason() {
+        let refused = BpfError::from_errno(BpfCommand::ProgLoad, libc::EACCES).with_log("R0 !read_ok".into());
+        let err = Error::bpf("loading program p", refused);
+        assert_eq!(
+            err.to_string(),
+            "loading program p: Permission denied (os error 13); verifier log:\nR0 !read_ok"
+        );
+        assert_eq!(err.reason(), Reason::KernelFacts);
+        let Error::Bpf { source, .. } = &err else {
+            unreachable!()
+        };
+        assert_eq!(
+            (source.command(), source.errno(), source.verifier_log()),
+            (BpfCommand::ProgLoad, libc::EACCES, Some("R0 !read_ok"))
+        );
+    }
+}

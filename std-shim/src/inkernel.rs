@@ -1,7 +1,11 @@
-//! Runs the in-kernel resolver: the emitted loader (see
-//! [`ksymrelo_core::gen`]) is loaded as a `BPF_PROG_TYPE_SYSCALL` program
-//! over an array map holding its blob, run once with `BPF_PROG_TEST_RUN`,
-//! and the patched instructions are read back. No file is read.
+//! Runs ksymrelo's programs inside the kernel, each a
+//! `BPF_PROG_TYPE_SYSCALL` program over an array map, run once with
+//! `BPF_PROG_TEST_RUN`; no file is read:
+//! - [`lookup()`]: kernel mode's resolver ([`ksymrelo_core::lookup`]): names
+//!   in, the kernel's answers out;
+//! - [`resolve_in_kernel`]: a generated light-skeleton loader
+//!   ([`ksymrelo_core::gen`]) that patches a copy of the program in its
+//!   blob, which is read back.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -10,7 +14,7 @@ use ksymrelo_core::insn::Insn;
 use ksymrelo_core::lookup;
 use ksymrelo_core::object::{Extern, Site};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ResolverFault, Result};
 use crate::sys;
 
 /// What one loader run produced.
@@ -47,9 +51,9 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
     let layout = gen::emit(externs, sites, &program, &opts, &mut loader, &mut blob)?;
 
     let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, "ksymrelo_blob")
-        .map_err(|e| Error::io("creating the loader's blob map", e))?;
+        .map_err(|e| Error::bpf("creating the loader's blob map", e))?;
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &blob)
-        .map_err(|e| Error::io("writing the loader blob", e))?;
+        .map_err(|e| Error::bpf("writing the loader blob", e))?;
     let fd_array = [map.as_raw_fd()];
     let mut log = vec![0u8; 1 << 20];
     let prog = sys::prog_load(&mut sys::ProgLoad {
@@ -63,12 +67,13 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
         log: Some(&mut log),
         btf: None,
     })
-    .map_err(|e| Error::io("loading the in-kernel resolver", e))?;
+    .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
     let started = std::time::Instant::now();
-    let run = sys::prog_test_run(prog.as_fd(), None).map_err(|e| Error::io("running the in-kernel resolver", e))?;
+    let run = sys::prog_test_run(prog.as_fd(), &mut sys::TestRun::default())
+        .map_err(|e| Error::bpf("running the in-kernel resolver", e))?;
     let run_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut blob)
-        .map_err(|e| Error::io("reading the loader blob back", e))?;
+        .map_err(|e| Error::bpf("reading the loader blob back", e))?;
 
     // Take the module fds first, so they are closed on every path below.
     let mut module_fds = Vec::new();
@@ -99,10 +104,7 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
         });
     }
     if run.retval != 0 {
-        return Err(Error::Usage(format!(
-            "the in-kernel resolver returned {}",
-            run.retval as i32
-        )));
+        return Err(Error::ResolverFault(ResolverFault::Returned(run.retval as i32)));
     }
     Ok(InKernel {
         insns: patched,
@@ -140,11 +142,11 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
     lookup::emit(queries, &mut program, &mut value)?;
 
     let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, table.value_size, 1, "ksymrelo_lookup")
-        .map_err(|e| Error::io("creating the in-kernel resolver's table", e))?;
+        .map_err(|e| Error::bpf("creating the in-kernel resolver's table", e))?;
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &value)
-        .map_err(|e| Error::io("writing the in-kernel resolver's table", e))?;
+        .map_err(|e| Error::bpf("writing the in-kernel resolver's table", e))?;
     let fd_array = [map.as_raw_fd()];
-    let btf = sys::btf_load(&lookup::PROGRAM_BTF).map_err(|e| Error::io("loading the in-kernel resolver's BTF", e))?;
+    let btf = sys::btf_load(&lookup::PROGRAM_BTF).map_err(|e| Error::bpf("loading the in-kernel resolver's BTF", e))?;
     let func_info: Vec<u8> = lookup::FUNC_INFO.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let mut log = vec![0u8; 1 << 16];
     let prog = sys::prog_load(&mut sys::ProgLoad {
@@ -161,10 +163,11 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
             func_info: &func_info,
         }),
     })
-    .map_err(|e| Error::io("loading the in-kernel resolver", e))?;
-    let run = sys::prog_test_run(prog.as_fd(), None).map_err(|e| Error::io("running the in-kernel resolver", e))?;
+    .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
+    let run = sys::prog_test_run(prog.as_fd(), &mut sys::TestRun::default())
+        .map_err(|e| Error::bpf("running the in-kernel resolver", e))?;
     sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut value)
-        .map_err(|e| Error::io("reading the in-kernel resolver's answers", e))?;
+        .map_err(|e| Error::bpf("reading the in-kernel resolver's answers", e))?;
 
     // Take every module fd first, so each is closed on every path below.
     let mut answers = Vec::with_capacity(queries.len());
@@ -178,10 +181,10 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
         answers.push(answer);
     }
     if run.retval != table.count {
-        return Err(Error::Usage(format!(
-            "the in-kernel resolver visited {} of {} names",
-            run.retval as i32, table.count
-        )));
+        return Err(Error::ResolverFault(ResolverFault::Visited {
+            visited: run.retval as i32,
+            count: table.count,
+        }));
     }
     for (q, a) in queries.iter().zip(&answers) {
         if let lookup::Answer::Failed(errno) = *a {
@@ -202,11 +205,9 @@ impl LookupModules {
     /// its BTF object (this one, or an earlier one of the same object).
     fn adopt(&mut self, fd: i32) -> Result<i32> {
         let Some(owned) = sys::adopt_kernel_fd(fd) else {
-            return Err(Error::Usage(format!(
-                "the in-kernel resolver returned fd {fd}, which is not a BPF object"
-            )));
+            return Err(Error::ResolverFault(ResolverFault::NotBpfFd(fd)));
         };
-        let info = sys::btf_info(owned.as_fd()).map_err(|e| Error::io(format!("reading info of BTF fd {fd}"), e))?;
+        let info = sys::btf_info(owned.as_fd()).map_err(|e| Error::bpf(format!("reading info of BTF fd {fd}"), e))?;
         if let Some((_, _, kept)) = self.modules.iter().find(|(id, _, _)| *id == info.id) {
             return Ok(kept.as_raw_fd());
         }

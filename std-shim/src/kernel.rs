@@ -23,10 +23,12 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// The live kallsyms.
 pub const PROC_KALLSYMS: &str = "/proc/kallsyms";
 
+pub use crate::sys::Mmap;
+
 /// Bytes either mapped from a file or read into memory.
 pub enum Bytes {
     /// A read-only mapping.
-    Mapped(sys::Mmap),
+    Mapped(Mmap),
     /// A copy.
     Owned(Vec<u8>),
 }
@@ -44,7 +46,7 @@ impl Deref for Bytes {
 /// Maps a file, or reads it where mapping is refused.
 pub fn map_or_read(path: &Path) -> Result<Bytes> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    if let Ok(m) = sys::Mmap::map(&file) {
+    if let Ok(m) = Mmap::map(&file) {
         return Ok(Bytes::Mapped(m));
     }
     let mut data = Vec::new();
@@ -373,7 +375,7 @@ impl Kernel {
         if let Some(m) = list.iter().find(|m| m.id == id && m.fd.is_some()) {
             return Ok(m.clone());
         }
-        let data = sys::btf_data(fd.as_fd()).map_err(|e| Error::io(format!("reading BTF of module {name}"), e))?;
+        let data = sys::btf_data(fd.as_fd()).map_err(|e| Error::bpf(format!("reading BTF of module {name}"), e))?;
         let m = Arc::new(ModuleBtfData {
             name,
             id,
@@ -507,7 +509,7 @@ fn live_modules(known: Vec<Arc<ModuleBtfData>>, refused: &AtomicBool) -> Result<
                 refused.store(true, Ordering::Relaxed);
                 break;
             }
-            Err(e) => return Err(Error::io("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
+            Err(e) => return Err(Error::bpf("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
         };
         if let Some(m) = known.iter().find(|m| m.id == id) {
             out.push(m.clone());
@@ -516,15 +518,15 @@ fn live_modules(known: Vec<Arc<ModuleBtfData>>, refused: &AtomicBool) -> Result<
         let fd = match sys::btf_get_fd_by_id(id) {
             Ok(fd) => fd,
             // The object went away between the two calls.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(Error::io(format!("opening BTF object {id}"), e)),
+            Err(e) if e.errno() == libc::ENOENT => continue,
+            Err(e) => return Err(Error::bpf(format!("opening BTF object {id}"), e)),
         };
-        let info = sys::btf_info(fd.as_fd()).map_err(|e| Error::io(format!("reading info of BTF object {id}"), e))?;
+        let info = sys::btf_info(fd.as_fd()).map_err(|e| Error::bpf(format!("reading info of BTF object {id}"), e))?;
         if !info.kernel_btf || info.name == "vmlinux" {
             continue;
         }
         let data =
-            sys::btf_data(fd.as_fd()).map_err(|e| Error::io(format!("reading BTF of module {}", info.name), e))?;
+            sys::btf_data(fd.as_fd()).map_err(|e| Error::bpf(format!("reading BTF of module {}", info.name), e))?;
         let fd_value = fd.as_raw_fd();
         out.push(Arc::new(ModuleBtfData {
             name: info.name,
@@ -539,8 +541,8 @@ fn live_modules(known: Vec<Arc<ModuleBtfData>>, refused: &AtomicBool) -> Result<
 
 /// Whether listing BTF objects failed for want of privilege (`EPERM`), as
 /// opposed to a real error.
-fn listing_refused(err: &std::io::Error) -> bool {
-    sys::errno(err) == Some(libc::EPERM)
+fn listing_refused(err: &sys::BpfError) -> bool {
+    err.errno() == libc::EPERM
 }
 
 fn dir_modules(dir: &Path) -> Result<Vec<Arc<ModuleBtfData>>> {

@@ -3,7 +3,8 @@
 //! Everything of ksymrelo that touches the operating system: the kernel's BTF
 //! (vmlinux and modules) and kallsyms, live or from saved files, `bpf(2)`,
 //! program loading — around the allocation-free core
-//! ([`ksymrelo_core`]). All `unsafe` lives in [`sys`].
+//! ([`ksymrelo_core`]). All `unsafe` lives in one crate-private module,
+//! `sys`.
 //!
 //! ```no_run
 //! let obj = std::fs::read("prog.bpf.o")?;
@@ -25,7 +26,7 @@ pub mod relocate;
 pub mod report;
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]
-pub mod sys;
+pub(crate) mod sys;
 
 pub use error::{Error, Reason, Result};
 pub use kernel::{Kernel, KernelStats};

@@ -1,5 +1,27 @@
-//! Loading a relocated program, for users who want the last step too (and
-//! for the end-to-end tests).
+//! Loading a relocated program and running it, for users who want the last
+//! step too (and for the end-to-end tests): the few `bpf(2)` commands a
+//! loader needs, safe and typed, with errors that name the command.
+//!
+//! ```no_run
+//! use std::os::fd::AsFd;
+//! use ksymrelo_std::load::{load_program, prog_test_run, LoadOptions, TestRun};
+//! use ksymrelo_std::load::{BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
+//!
+//! let relocation = ksymrelo_std::relocate(&std::fs::read("prog.bpf.o")?, &ksymrelo_std::Kernel::live())?;
+//! let insns = &relocation.section("syscall").expect("a syscall section").insns;
+//! let opts = LoadOptions {
+//!     prog_type: BPF_PROG_TYPE_SYSCALL,
+//!     license: c"GPL",
+//!     prog_flags: BPF_F_SLEEPABLE,
+//!     expected_attach_type: 0,
+//!     name: Some("example"),
+//! };
+//! let prog = load_program(insns, &relocation.fd_array, &opts)?;
+//! let mut ctx = [0u8; 16];
+//! let run = prog_test_run(prog.as_fd(), &mut TestRun { ctx_in: Some(&mut ctx), ..Default::default() })?;
+//! println!("returned {}", run.retval);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::ffi::CStr;
 use std::os::fd::{OwnedFd, RawFd};
@@ -9,7 +31,10 @@ use ksymrelo_core::insn::Insn;
 use crate::error::{Error, Result};
 use crate::sys;
 
-pub use sys::BPF_PROG_TYPE_SYSCALL;
+pub use sys::{
+    bpf_available, btf_info, btf_load, btf_objects, prog_test_run, BtfInfo, BtfObject, TestRun, TestRunResult,
+    BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL,
+};
 
 /// How to load a program.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +52,7 @@ pub struct LoadOptions<'a> {
 }
 
 /// Loads `insns` with `fd_array` (from [`crate::Relocation::fd_array`]);
-/// on failure the error carries the verifier log.
+/// on failure the error ([`Error::Bpf`]) carries the verifier log.
 pub fn load_program(insns: &[Insn], fd_array: &[i32], opts: &LoadOptions<'_>) -> Result<OwnedFd> {
     let mut log = vec![0u8; 1 << 20];
     let fd_array: Option<&[RawFd]> = if fd_array.is_empty() { None } else { Some(fd_array) };
@@ -42,5 +67,5 @@ pub fn load_program(insns: &[Insn], fd_array: &[i32], opts: &LoadOptions<'_>) ->
         log: Some(&mut log),
         btf: None,
     })
-    .map_err(|e| Error::io(format!("loading program {}", opts.name.unwrap_or("")), e))
+    .map_err(|e| Error::bpf(format!("loading program {}", opts.name.unwrap_or("")), e))
 }

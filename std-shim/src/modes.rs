@@ -1,5 +1,5 @@
 //! Resolution modes: which source of kernel facts answers which extern
-//! (see [`crate::relocate`] for the sources).
+//! (see [`crate::relocate`](mod@crate::relocate) for the sources).
 
 /// How ksyms are resolved. Every mode gives the same instructions for the
 /// same object on the same kernel wherever they agree on the outcome; only

@@ -28,7 +28,7 @@ pub fn kernel_required() -> bool {
 /// [`skip`]s and returns `false` — or panics under
 /// `KSYMRELO_REQUIRE_KERNEL=1`.
 pub fn kernel_usable(test: &str) -> bool {
-    match ksymrelo_std::sys::bpf_available() {
+    match ksymrelo_std::load::bpf_available() {
         Ok(()) => true,
         Err(e) if kernel_required() => {
             panic!("{test}: bpf(2) is not usable ({e}) but KSYMRELO_REQUIRE_KERNEL=1")
@@ -378,19 +378,10 @@ pub fn kernel_version() -> (u32, u32) {
 /// The live BTF object of module `name` now: (id, an fd of it), by walking
 /// the kernel's BTF ids. `None` when no loaded module has that name.
 pub fn live_module_btf(name: &str) -> Option<(u32, std::os::fd::OwnedFd)> {
-    use std::os::fd::AsFd;
-    let mut id = 0;
-    while let Some(next) = ksymrelo_std::sys::btf_get_next_id(id).unwrap() {
-        id = next;
-        let Ok(fd) = ksymrelo_std::sys::btf_get_fd_by_id(id) else {
-            continue; // gone meanwhile
-        };
-        let info = ksymrelo_std::sys::btf_info(fd.as_fd()).unwrap();
-        if info.kernel_btf && info.name == name {
-            return Some((id, fd));
-        }
-    }
-    None
+    ksymrelo_std::load::btf_objects()
+        .map(Result::unwrap)
+        .find(|o| o.info.kernel_btf && o.info.name == name)
+        .map(|o| (o.info.id, o.fd))
 }
 
 /// Checks that `fd` (a number found in instructions or an fd_array) is an
@@ -402,7 +393,7 @@ pub fn assert_module_btf_fd(fd: i32, module: &str) -> u32 {
     // SAFETY: only inspected while the relocation that holds it lives;
     // btf_info refuses fds that are not BTF objects (closed ones fail).
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let info = ksymrelo_std::sys::btf_info(borrowed)
+    let info = ksymrelo_std::load::btf_info(borrowed)
         .unwrap_or_else(|e| panic!("fd {fd} (for {module}) is not an open BTF object: {e}"));
     assert_eq!(info.name, module, "fd {fd} is the BTF of another object");
     assert!(info.kernel_btf, "fd {fd} is not kernel BTF");

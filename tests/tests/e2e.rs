@@ -7,8 +7,7 @@ use std::os::fd::AsFd;
 
 use ksymrelo_core::bpf::{op, pseudo};
 use ksymrelo_core::index::{ExternIdx, InsnIdx, SectionIndex};
-use ksymrelo_std::load::{load_program, LoadOptions};
-use ksymrelo_std::sys::{prog_test_run, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
+use ksymrelo_std::load::{load_program, prog_test_run, LoadOptions, TestRun, BPF_F_SLEEPABLE, BPF_PROG_TYPE_SYSCALL};
 use ksymrelo_std::{relocate, relocate_with, Kernel, Mode, Relocation};
 use ksymrelo_tests::{
     assert_module_btf_fd, data_symbols_in_kallsyms, fixture_bytes, fixture_kfuncs_in_vmlinux, kallsyms_addr,
@@ -54,7 +53,11 @@ fn run_mode(fixture: &str, ctx_in: &[u64], mode: Mode) -> (Relocation, Vec<u64>)
     )
     .unwrap_or_else(|e| panic!("{fixture} ({mode:?}): {e}"));
     let mut ctx: Vec<u8> = ctx_in.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let result = prog_test_run(prog.as_fd(), Some(&mut ctx)).unwrap();
+    let mut run = TestRun {
+        ctx_in: Some(&mut ctx),
+        ..Default::default()
+    };
+    let result = prog_test_run(prog.as_fd(), &mut run).unwrap();
     assert_eq!(result.retval, 0, "{fixture} returned {}", result.retval);
     let words = ctx
         .chunks(8)
@@ -270,7 +273,7 @@ fn aborted_loader_leaves_the_callers_descriptors_alone() {
     // A BPF object of ours (a tiny BTF), the kind the runner would adopt.
     let mut w = ksymrelo_tests::BtfWriter::base();
     w.add("int", ksymrelo_core::btf::Kind::Int, 0, 4, &[32]);
-    let ours = ksymrelo_std::sys::btf_load(&w.finish()).unwrap();
+    let ours = ksymrelo_std::load::btf_load(&w.finish()).unwrap();
     let fd = ours.as_raw_fd();
 
     let typed = |name: &'static str, index: u32| Extern {
@@ -389,7 +392,6 @@ fn relocate_and_run(
     section: &str,
     packet: &[u8],
 ) -> (Relocation, Result<(u32, Vec<u8>), String>) {
-    use ksymrelo_std::sys::{prog_test_run_with, TestRun};
     let r =
         relocate_with(&fixture_bytes(fixture), kernel, mode).unwrap_or_else(|e| panic!("{fixture} ({mode:?}): {e}"));
     let insns = &r.section(section).expect("the program's section").insns;
@@ -409,7 +411,7 @@ fn relocate_and_run(
         Ok(p) => p,
         Err(e) => {
             let log = match &e {
-                ksymrelo_std::Error::Io { source, .. } => ksymrelo_std::sys::verifier_log(source).unwrap_or(""),
+                ksymrelo_std::Error::Bpf { source, .. } => source.verifier_log().unwrap_or(""),
                 _ => "",
             };
             return (r, Err(format!("{e}\n{log}")));
@@ -418,7 +420,7 @@ fn relocate_and_run(
     let mut out = packet.to_vec();
     let result = if xdp {
         let mut data_out = vec![0u8; packet.len() + 256];
-        let res = prog_test_run_with(
+        let res = prog_test_run(
             prog.as_fd(),
             &mut TestRun {
                 data_in: Some(packet),
@@ -431,7 +433,11 @@ fn relocate_and_run(
         out = data_out;
         res
     } else {
-        prog_test_run(prog.as_fd(), Some(&mut out)).unwrap_or_else(|e| panic!("{fixture} ({mode:?}): test run: {e}"))
+        let mut run = TestRun {
+            ctx_in: Some(&mut out),
+            ..Default::default()
+        };
+        prog_test_run(prog.as_fd(), &mut run).unwrap_or_else(|e| panic!("{fixture} ({mode:?}): test run: {e}"))
     };
     (r, Ok((result.retval, out)))
 }

@@ -74,7 +74,7 @@ fn compile(pcdir: &Path, source: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn bpf_usable() -> bool {
-    match ksymrelo_std::sys::bpf_available() {
+    match ksymrelo_std::load::bpf_available() {
         Ok(()) => true,
         Err(e) => {
             assert!(

@@ -92,7 +92,7 @@ fn open_btf_fds_named(name: &str) -> usize {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&fd| {
             // SAFETY: only inspected; btf_info refuses anything but BTF.
-            ksymrelo_std::sys::btf_info(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok_and(|i| i.name == name)
+            ksymrelo_std::load::btf_info(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok_and(|i| i.name == name)
         })
         .count()
 }
@@ -101,7 +101,7 @@ fn open_btf_fds_named(name: &str) -> usize {
 fn btf_of(fd: i32) -> (u32, String) {
     // SAFETY: inspected while the relocation holding it lives; btf_info
     // refuses anything but a BTF object.
-    let info = ksymrelo_std::sys::btf_info(unsafe { BorrowedFd::borrow_raw(fd) })
+    let info = ksymrelo_std::load::btf_info(unsafe { BorrowedFd::borrow_raw(fd) })
         .unwrap_or_else(|e| panic!("fd {fd} is not an open BTF object: {e}"));
     (info.id, info.name)
 }

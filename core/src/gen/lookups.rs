@@ -18,7 +18,7 @@ pub(super) enum Lookup {
     Kfunc,
 }
 
-/// Most distinct lookups (lookup name, [`Lookup`]) one loader makes; more
+/// Most distinct lookups (lookup name, its kind) one loader makes; more
 /// is [`Error::CapacityExceeded`]. Sites that repeat a lookup do not count.
 pub const MAX_LOOKUPS: usize = 2048;
 
