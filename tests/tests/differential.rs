@@ -3,7 +3,7 @@
 //! ksymrelo's must be bit-identical at every ksym site of every program.
 //!
 //! - libbpf 1.1 (Debian's libbpf-dev, linked by tests/harness/build.sh at
-//!   test time). Known differences, where SPEC follows newer libbpf: an
+//!   test time). Known differences, where the rules (docs/RULES.md) follow newer libbpf: an
 //!   unresolved weak kfunc call is poisoned (`call 2002000000 + index`)
 //!   where 1.1 writes `src_reg=2, imm=0, off=0`; 1.1 looks kfuncs up by
 //!   their full name, so it refuses a flavored kfunc (`foo___v2`); and an
@@ -15,7 +15,7 @@
 //! Every mode is compared (`Mode::User`, the default `Mode::Auto`, and
 //! `Mode::Kernel` where the object loads with libbpf); the refusals in user
 //! and auto mode. `Mode::Kernel` has gen_loader's semantics, and differs
-//! from libbpf only as SPEC §7.7 documents, which
+//! from libbpf only as docs/RULES.md §7, ruling 7 documents, which
 //! `kernel_mode_differs_from_libbpf_only_as_documented` checks: it checks
 //! no types (an incompatible declaration resolves) and takes the kernel's
 //! first kallsyms match (an ambiguous name resolves). Everything else is
@@ -434,7 +434,7 @@ fn flavored_kfuncs_match_libbpf_1_7() {
 }
 
 /// libbpf 1.1 looks kfuncs up by their full name and refuses the flavor
-/// (SPEC follows newer libbpf).
+/// (docs/RULES.md follows newer libbpf).
 #[test]
 fn flavored_kfuncs_are_refused_by_libbpf_1_1() {
     let test = "flavored_kfuncs_are_refused_by_libbpf_1_1";
@@ -470,7 +470,7 @@ fn both_oracles_refuse_what_ksymrelo_refuses() {
     }
 }
 
-/// SPEC §7.7: the default mode must give libbpf's result on every object,
+/// docs/RULES.md §7, ruling 7: the default mode must give libbpf's result on every object,
 /// ambiguity included. Both libbpfs refuse `init_once` (many addresses in
 /// kallsyms); `Mode::Auto` resolves typeless ksyms with the kernel's
 /// `bpf_kallsyms_lookup_name`, which answers with its first match.
@@ -482,7 +482,7 @@ fn default_mode_refuses_ambiguous_typeless_like_libbpf() {
 }
 
 /// The documented differences of `Mode::Kernel` (gen_loader semantics,
-/// SPEC §7.7) from libbpf, each one asserted: where libbpf refuses an
+/// docs/RULES.md §7, ruling 7) from libbpf, each one asserted: where libbpf refuses an
 /// object for a type check or an ambiguous kallsyms name, kernel mode
 /// resolves it (no type checks; the kernel's first kallsyms match); where
 /// libbpf refuses for anything else, kernel mode refuses too, naming the
