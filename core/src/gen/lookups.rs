@@ -218,7 +218,8 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        for _ in 0..500 {
+        // Fewer tables under miri, which is slow.
+        for _ in 0..if cfg!(miri) { 12 } else { 500 } {
             let externs: Vec<Extern<'_>> = (0..1 + next(8))
                 .map(|i| ext(NAMES[next(NAMES.len())], KINDS[next(KINDS.len())], i as u32))
                 .collect();
