@@ -51,7 +51,8 @@ pub struct ExternReport {
     pub module: Option<String>,
     /// Number of instructions that refer to it.
     pub sites: usize,
-    /// An unresolved weak kfunc whose calls are poisoned (`call 2002000000
+    /// An unresolved weak ksym (a kfunc, or a variable called as one)
+    /// whose calls are poisoned (`call 2002000000
     /// + index`: refused by the verifier only if reachable).
     pub poisoned: bool,
 }
@@ -134,7 +135,9 @@ impl Resolved {
                     _ => kallsyms_module.clone(),
                 },
                 sites,
-                poisoned: called && e.kind == ExternKind::Kfunc && !r.is_resolved() && !self.resolutions.is_empty(),
+                // The patcher poisons every unresolved call site of a ksym,
+                // as libbpf (a call through a weak variable too).
+                poisoned: called && e.kind.is_ksym() && !r.is_resolved() && !self.resolutions.is_empty(),
             })
             .collect()
     }

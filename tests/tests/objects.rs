@@ -216,3 +216,36 @@ fn typeless_ksyms_with_saved_btf_need_a_saved_kallsyms() {
     assert!(err.to_string().contains("a saved kallsyms file is needed"), "{err}");
     assert_eq!(err.reason(), ksymrelo_std::Reason::Usage);
 }
+
+/// A call through an unresolved weak variable is poisoned, as libbpf does
+/// for any unresolved call site, and the report says so (not only for
+/// kfuncs).
+#[test]
+fn a_called_weak_variable_left_unresolved_is_poisoned_and_told() {
+    use ksymrelo_core::bpf::{op, pseudo};
+    use ksymrelo_core::insn::Insn;
+    use ksymrelo_std::{relocate_insns, InsnSite, Kernel};
+    let data = fixture_bytes("typeless.bpf.o");
+    let obj = Object::parse(&data).unwrap();
+    let dir = std::env::temp_dir().join(format!("ksymrelo-poison-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kallsyms = dir.join("kallsyms");
+    std::fs::write(&kallsyms, "ffffffff81000000 T vfs_read\n").unwrap();
+    let kernel = Kernel::from_files(Some(std::path::Path::new("/nonexistent/vmlinux")), Some(&kallsyms));
+    let mut insns = [
+        Insn::new(op::CALL, 0, pseudo::CALL, 0, -1),
+        Insn::new(op::EXIT, 0, 0, 0, 0),
+    ];
+    let sites = [InsnSite {
+        insn_idx: 0,
+        weak: true,
+        name: "ksymrelo_no_such_symbol",
+    }];
+    let r = relocate_insns(&kernel, obj.btf_data().unwrap(), &mut insns, &sites).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = r.externs.iter().find(|e| e.name == "ksymrelo_no_such_symbol").unwrap();
+    assert!(!e.resolution.is_resolved());
+    assert!(e.poisoned, "{e:?}");
+    let poison = 2_002_000_000 + e.resolution.index.0 as i32;
+    assert_eq!(insns[0], Insn::new(op::CALL, 0, 0, 0, poison));
+}
