@@ -7,6 +7,12 @@ use crate::error::{Error, Result};
 /// Steps one comparison may take along pointers, arrays and return types.
 pub(super) const MAX_DEPTH: u32 = 32;
 
+/// Most steps one whole comparison takes, nested ones included (beyond
+/// libbpf): prototypes whose parameters are pointers to prototypes branch
+/// at every level, so the depth bound alone still allows `params^32`
+/// steps on hostile BTF. Real kfunc prototypes take a few dozen.
+pub(super) const MAX_STEPS: u32 = 1 << 14;
+
 pub(super) fn kinds_match(a: Kind, b: Kind) -> bool {
     let any_enum = |k| matches!(k, Kind::Enum | Kind::Enum64);
     a == b || (any_enum(a) && any_enum(b))
@@ -24,9 +30,11 @@ pub(super) fn kinds_match(a: Kind, b: Kind) -> bool {
 ///   compatible return type;
 /// - any other kind is incompatible.
 ///
-/// A chain deeper than 32 steps is an error, as in libbpf.
+/// A chain deeper than 32 steps is an error, as in libbpf, and so is a
+/// comparison of more than [`MAX_STEPS`] steps in all (beyond libbpf).
 pub fn types_are_compat(local: &Btf<'_>, local_id: u32, targ: &Btf<'_>, targ_id: u32) -> Result<bool> {
-    compat(local, local_id, targ, targ_id, local_id, 0)
+    let mut steps = MAX_STEPS;
+    compat(local, local_id, targ, targ_id, local_id, 0, &mut steps)
 }
 
 // `render::first_difference` takes the same steps in the same order to say
@@ -40,6 +48,7 @@ fn compat(
     mut targ_id: u32,
     origin: u32,
     nesting: u32,
+    steps: &mut u32,
 ) -> Result<bool> {
     // libbpf bounds only the steps of one comparison; parameters that are
     // themselves function pointers nest comparisons, and a cyclic BTF would
@@ -53,6 +62,7 @@ fn compat(
         return Ok(false);
     }
     for _ in 0..MAX_DEPTH {
+        *steps = steps.checked_sub(1).ok_or(Error::CompatDepth { local_id: origin })?;
         let l = local.skip_mods_and_typedefs(local_id)?;
         let t = targ.skip_mods_and_typedefs(targ_id)?;
         if !kinds_match(l.kind(), t.kind()) {
@@ -80,7 +90,7 @@ fn compat(
                 for (a, b) in lp.iter().zip(tp) {
                     let a = local.skip_mods_and_typedefs(a.type_id.get())?;
                     let b = targ.skip_mods_and_typedefs(b.type_id.get())?;
-                    if !compat(local, a.id(), targ, b.id(), origin, nesting + 1)? {
+                    if !compat(local, a.id(), targ, b.id(), origin, nesting + 1, steps)? {
                         return Ok(false);
                     }
                 }

@@ -12,7 +12,7 @@
 
 use core::fmt::{self, Write};
 
-use super::compat::{kinds_match, MAX_DEPTH};
+use super::compat::{kinds_match, MAX_DEPTH, MAX_STEPS};
 use super::{Btf, Kind, Type};
 use crate::error::Result;
 
@@ -553,7 +553,12 @@ pub fn first_difference(
         local: local_id,
         kernel: kernel_id,
     };
-    Walk { local, kernel }.walk(local_id, kernel_id, 0, at)
+    Walk {
+        local,
+        kernel,
+        steps: core::cell::Cell::new(MAX_STEPS),
+    }
+    .walk(local_id, kernel_id, 0, at)
 }
 
 /// The place a walk is at and the types there.
@@ -589,6 +594,8 @@ impl At {
 struct Walk<'l, 'k> {
     local: &'l Btf<'l>,
     kernel: &'k Btf<'k>,
+    /// Steps left, counted as `compat::compat` counts them.
+    steps: core::cell::Cell<u32>,
 }
 
 impl Walk<'_, '_> {
@@ -608,6 +615,10 @@ impl Walk<'_, '_> {
             return Ok(at.differ(l_id, k_id, why));
         }
         for _ in 0..MAX_DEPTH {
+            let Some(left) = self.steps.get().checked_sub(1) else {
+                return Ok(at.differ(l_id, k_id, Why::TooDeep));
+            };
+            self.steps.set(left);
             let l = self.local.skip_mods_and_typedefs(l_id)?;
             let k = self.kernel.skip_mods_and_typedefs(k_id)?;
             let differ = move |why| Ok(at.differ(l.id(), k.id(), why));

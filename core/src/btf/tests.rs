@@ -281,6 +281,32 @@ fn compatibility_of_cyclic_types_is_bounded() {
     assert!(matches!(types_are_compat(&b, 1, &b, 1), Err(Error::CompatDepth { .. })));
 }
 
+#[test]
+fn compatibility_of_branching_prototypes_is_bounded_in_steps() {
+    // [1] proto() -> void; then for k in 1..=30: [2k] ptr -> [2k-1],
+    // [2k+1] proto(ptr [2k], ptr [2k]) -> void. Every level is compatible
+    // and branches twice: 2^30 comparisons, all within the depth bound.
+    // The step budget ends it, and the renderer, which walks the same
+    // steps, says "too deep" there too.
+    let mut types = std::vec![0, info(Kind::FuncProto, 0), 0];
+    for k in 1..=30u32 {
+        types.extend([0, info(Kind::Ptr, 0), 2 * k - 1]);
+        types.extend([0, info(Kind::FuncProto, 2), 0, 0, 2 * k, 0, 2 * k]);
+    }
+    let data = blob(&types, b"\0");
+    let b = Btf::parse(&data).unwrap();
+    let top = 61;
+    assert_eq!(
+        types_are_compat(&b, top, &b, top).unwrap_err(),
+        Error::CompatDepth { local_id: top }
+    );
+    let d = crate::btf::first_difference(&b, top, &b, top).unwrap().unwrap();
+    assert_eq!(d.why, crate::btf::Why::TooDeep);
+    // A few levels fit the budget and are compatible, as libbpf says.
+    assert!(types_are_compat(&b, 11, &b, 11).unwrap());
+    assert_eq!(crate::btf::first_difference(&b, 11, &b, 11).unwrap(), None);
+}
+
 fn vmlinux() -> Option<Vec<u8>> {
     match std::fs::read("/sys/kernel/btf/vmlinux") {
         Ok(d) => Some(d),
@@ -329,8 +355,16 @@ fn real_vmlinux_btf() {
     assert_eq!(found[0], Some(f.id()));
     assert_eq!(found[1], Some(v.id()));
     assert_eq!(found[2], None);
-    // Every FUNC_PROTO is compatible with itself.
+    // Every FUNC_PROTO is compatible with itself, well within the step
+    // budget (which only hostile BTF reaches).
     assert!(types_are_compat(&btf, f.type_id(), &btf, f.type_id()).unwrap());
+    for ty in btf.own_types() {
+        let ty = ty.unwrap();
+        if ty.kind() == Kind::Func {
+            let proto = ty.type_id();
+            assert!(types_are_compat(&btf, proto, &btf, proto).unwrap(), "[{}]", ty.id());
+        }
+    }
 }
 
 #[test]
