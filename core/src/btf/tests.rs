@@ -282,6 +282,7 @@ fn compatibility_of_cyclic_types_is_bounded() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "16384 steps twice: minutes under miri; runs natively")]
 fn compatibility_of_branching_prototypes_is_bounded_in_steps() {
     // [1] proto() -> void; then for k in 1..=30: [2k] ptr -> [2k-1],
     // [2k+1] proto(ptr [2k], ptr [2k]) -> void. Every level is compatible
