@@ -34,12 +34,7 @@ fn check_site(insns: &[Insn], site: &Site, resolutions: &[Resolution]) -> Result
             what: "a strong extern is unresolved",
         });
     }
-    if !site.kind.matches(insns, site.insn_idx.get()) {
-        return Err(Error::Mismatch {
-            what: "site does not point at a matching ld_imm64/call instruction",
-        });
-    }
-    Ok(())
+    site.check(insns)
 }
 
 fn apply_site(insns: &mut [Insn], site: &Site, r: &Resolution) {

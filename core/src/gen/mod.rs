@@ -106,7 +106,7 @@ fn assemble(
 pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> Result<()> {
     // Every site checked before any is touched: all or nothing.
     for site in sites {
-        check_site(insns, site)?;
+        site.check(insns)?;
         lookup_of(externs, site)?;
     }
     for site in sites {
@@ -128,16 +128,6 @@ pub fn prepatch(insns: &mut [Insn], externs: &[Extern<'_>], sites: &[Site]) -> R
     Ok(())
 }
 
-fn check_site(insns: &[Insn], site: &Site) -> Result<()> {
-    if site.kind.matches(insns, site.insn_idx.get()) {
-        Ok(())
-    } else {
-        Err(Error::Mismatch {
-            what: "site does not point at a matching ld_imm64/call instruction",
-        })
-    }
-}
-
 /// Emits the loader into `loader` and the blob into `blob` (from
 /// `opts.base`; bytes before it are left alone). `insns` are the program's
 /// instructions, already [`prepatch`]ed. Returns the layout.
@@ -156,7 +146,7 @@ pub fn emit(
     // Matching sites lie inside `insns`, which bounds every offset (as in
     // `plan`).
     for site in sites {
-        check_site(insns, site)?;
+        site.check(insns)?;
     }
     let lookups = Lookups::new(externs, sites)?;
     let layout = layout::compute(&lookups, insns.len(), opts)?;

@@ -66,6 +66,21 @@ pub struct Site {
     pub kind: SiteKind,
 }
 
+impl Site {
+    /// Checks that the site points, inside `insns`, at an instruction of
+    /// its kind: what the patcher and the loader generator require of every
+    /// site they are given before they touch any.
+    pub fn check(&self, insns: &[Insn]) -> Result<()> {
+        if self.kind.matches(insns, self.insn_idx.get()) {
+            Ok(())
+        } else {
+            Err(Error::Mismatch {
+                what: "site does not point at a matching ld_imm64/call instruction",
+            })
+        }
+    }
+}
+
 /// Counts relocations that apply to executable sections.
 pub(super) fn max_count(elf: &Elf<'_>) -> Result<usize> {
     let mut n = 0usize;
