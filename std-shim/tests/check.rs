@@ -5,14 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ksymrelo_test_skip::kernel_required as required;
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
     format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn required() -> bool {
-    std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() == Ok("1")
 }
 
 fn ksymrelo(args: &[&str]) -> std::process::Output {

@@ -23,7 +23,7 @@ fn live() -> bool {
         && std::fs::read_to_string("/proc/kallsyms").is_ok_and(|t| addresses_visible(&t));
     if !ok {
         assert!(
-            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            !ksymrelo_test_skip::kernel_required(),
             "kernel files unavailable but KSYMRELO_REQUIRE_KERNEL=1"
         );
         ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux or kallsyms addresses");
@@ -226,7 +226,7 @@ fn ksymrelo_without(caps: &str, args: &[&str]) -> Option<std::process::Output> {
     };
     if !setpriv("true").status().is_ok_and(|s| s.success()) {
         assert!(
-            std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            !ksymrelo_test_skip::kernel_required(),
             "setpriv cannot drop {caps} but KSYMRELO_REQUIRE_KERNEL=1"
         );
         ksymrelo_test_skip::skip(format_args!(

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> Vec<u8> {
 #[test]
 fn repeated_resolution_does_not_leak_fds() {
     if std::fs::metadata("/sys/kernel/btf/vmlinux").is_err() {
-        assert!(std::env::var("KSYMRELO_REQUIRE_KERNEL").as_deref() != Ok("1"));
+        assert!(!ksymrelo_test_skip::kernel_required());
         ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux");
         return;
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ksymrelo_core::btf::Kind;
 
-pub use ksymrelo_test_skip::skip;
+pub use ksymrelo_test_skip::{kernel_required, skip};
 
 /// Path of a file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -17,11 +17,6 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
     let path = fixture(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// Whether `KSYMRELO_REQUIRE_KERNEL=1`: kernel tests must run, not skip.
-pub fn kernel_required() -> bool {
-    std::env::var("KSYMRELO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
 }
 
 /// Gate for tests that need `bpf(2)`: `true` when usable. Otherwise

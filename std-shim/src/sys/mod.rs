@@ -138,10 +138,7 @@ fn c_string(bytes: &[u8]) -> String {
 pub(crate) mod testing {
     pub(crate) use super::fake::{read_attr, user_bytes, with_fake, write_attr};
 
-    /// Whether `KSYMRELO_REQUIRE_KERNEL=1`: kernel tests must run, not skip.
-    pub(crate) fn require_kernel() -> bool {
-        std::env::var("KSYMRELO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
-    }
+    pub(crate) use ksymrelo_test_skip::kernel_required as require_kernel;
 
     /// Whether the test may use bpf(2); says so loudly when it may not.
     pub(crate) fn kernel(test: &str) -> bool {

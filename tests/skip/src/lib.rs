@@ -12,8 +12,9 @@
 //!
 //! libtest captures a test's own output, so the `SKIP` line printed at the
 //! call is seen only with `--nocapture`; the last line is always seen.
-//! Whether a skip is allowed at all (`KSYMRELO_REQUIRE_KERNEL=1`, the VM
-//! suite) stays the caller's decision: it panics instead of calling this.
+//! Whether a skip is allowed at all (`KSYMRELO_REQUIRE_KERNEL=1`, see
+//! [`kernel_required`]; the VM suite) stays the caller's decision: it
+//! panics instead of calling [`skip`].
 //!
 //! A crate of its own, with no ksymrelo dependency, so that every test can
 //! use it: the core's unit tests (whose crate forbids the `unsafe` that
@@ -22,6 +23,11 @@
 
 use std::fmt::Display;
 use std::sync::Mutex;
+
+/// Whether `KSYMRELO_REQUIRE_KERNEL=1`: kernel tests must run, not skip.
+pub fn kernel_required() -> bool {
+    std::env::var("KSYMRELO_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+}
 
 /// (test, reason) of every skip so far, in order.
 static SKIPS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
