@@ -7,7 +7,8 @@
 #
 # Usage: bench/check.sh [-r RUNS] [-w WARMUP] [OBJECT...]
 #   (default: 20 runs, 3 warm-up runs; objects tests/fixtures/mixed.bpf.o
-#   and many_1000.bpf.o). Needs hyperfine; run tests/kernels/fetch.sh first
+#   and many_1000.bpf.o, generated from the running kernel by the tests'
+#   rule, tests/src/generated.rs). Needs hyperfine; run tests/kernels/fetch.sh first
 #   (without it only copies of this machine's kernel are used).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ done
 shift $((OPTIND - 1))
 objects=("$@")
 if [ ${#objects[@]} -eq 0 ]; then
-    objects=(tests/fixtures/mixed.bpf.o tests/fixtures/many_1000.bpf.o)
+    objects=(tests/fixtures/mixed.bpf.o "$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)/many_1000.bpf.o")
 fi
 command -v hyperfine >/dev/null || {
     echo "bench/check.sh: hyperfine not found" >&2

@@ -7,8 +7,8 @@
 #
 # Objects (default): tests/fixtures/mixed.bpf.o (6 typeless ksyms + 5
 # kfuncs), many_100.bpf.o and many_1000.bpf.o (100/1000 typeless ksyms + 5
-# kfuncs, generated for the development machine's kernel by
-# tests/fixtures/gen_many.sh).
+# kfuncs, generated from the running kernel's kallsyms by the tests' rule,
+# tests/src/generated.rs, so the numbers mean the same on every machine).
 #
 # With STATIC=1 the command is also measured statically linked (glibc's
 # static-pie), which starts a few hundred microseconds sooner:
@@ -33,7 +33,8 @@ done
 shift $((OPTIND - 1))
 objects=("$@")
 if [ ${#objects[@]} -eq 0 ]; then
-    objects=(tests/fixtures/mixed.bpf.o tests/fixtures/many_100.bpf.o tests/fixtures/many_1000.bpf.o)
+    generated=$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)
+    objects=(tests/fixtures/mixed.bpf.o "$generated/many_100.bpf.o" "$generated/many_1000.bpf.o")
 fi
 
 work=$(mktemp -d)

@@ -27,8 +27,11 @@ fn live() -> bool {
             "kernel files unavailable but KSYMRELO_REQUIRE_KERNEL=1"
         );
         ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux or kallsyms addresses");
+        return false;
     }
-    ok
+    ksymrelo_test_skip::fixtures_fit_or_skip(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"),
+    )
 }
 
 fn ksymrelo(args: &[&str]) -> std::process::Output {

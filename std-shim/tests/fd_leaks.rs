@@ -20,6 +20,11 @@ fn repeated_resolution_does_not_leak_fds() {
         ksymrelo_test_skip::skip("no /sys/kernel/btf/vmlinux");
         return;
     }
+    if !ksymrelo_test_skip::fixtures_fit_or_skip(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"),
+    ) {
+        return;
+    }
     let objects: Vec<(Vec<u8>, bool)> = [
         ("mixed.bpf.o", true),
         ("kfuncs.bpf.o", true),

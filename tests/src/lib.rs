@@ -8,8 +8,15 @@ use ksymrelo_core::btf::Kind;
 
 pub use ksymrelo_test_skip::{kernel_required, skip};
 
-/// Path of a file under `tests/fixtures/`.
+pub mod generated;
+
+/// Path of a fixture: a file under `tests/fixtures/`, or, for the fixtures
+/// made from the running kernel's kallsyms (`many_N.bpf.{c,o}`, see
+/// [`generated`]), the file generated for this kernel.
 pub fn fixture(name: &str) -> PathBuf {
+    if name.starts_with("many_") {
+        return generated::path(name);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
@@ -35,7 +42,9 @@ pub fn kernel_usable(test: &str) -> bool {
     }
 }
 
-/// Gate for tests that read the running kernel's BTF and kallsyms.
+/// Gate for tests that read the running kernel's BTF and kallsyms: both
+/// readable, and the kernel build has the typeless ksyms the hand-written
+/// fixtures name ([`ksymrelo_test_skip::fixtures_fit_or_skip`]).
 pub fn live_kernel_files(test: &str) -> bool {
     let ok = std::fs::metadata("/sys/kernel/btf/vmlinux").is_ok() && kallsyms_addresses_visible(&kallsyms_text());
     if !ok {
@@ -45,8 +54,9 @@ pub fn live_kernel_files(test: &str) -> bool {
             );
         }
         skip("no /sys/kernel/btf/vmlinux or readable /proc/kallsyms addresses");
+        return false;
     }
-    ok
+    ksymrelo_test_skip::fixtures_fit_or_skip(&fixture(""))
 }
 
 /// Whether kallsyms shows addresses (not all zero, as under
@@ -238,31 +248,6 @@ pub fn externs_and_sites<'a>(
     let n = obj.sites(&externs, &mut sites).unwrap().len();
     sites.truncate(n);
     (externs, sites)
-}
-
-/// Whether every typeless ksym of a generated `many_N` fixture is a single
-/// address in this kernel's kallsyms: the fixtures are generated from the
-/// development machine's kernel (tests/fixtures/gen_many.sh) and are
-/// [`skip`]ped on a kernel that lacks some of the names.
-pub fn generated_fits_this_kernel(fixture: &str, kallsyms: &HashMap<String, Vec<u64>>) -> bool {
-    let data = fixture_bytes(fixture);
-    let obj = ksymrelo_core::object::Object::parse(&data).unwrap();
-    let (externs, _) = externs_and_sites(&obj);
-    let misfits: Vec<&str> = externs
-        .iter()
-        .filter(|e| e.kind == ksymrelo_core::object::ExternKind::Typeless)
-        .filter(|e| kallsyms.get(e.name).is_none_or(|a| a.len() != 1))
-        .map(|e| e.name)
-        .collect();
-    if !misfits.is_empty() {
-        skip(format_args!(
-            "{fixture} was generated for another kernel ({} names missing or ambiguous here, e.g. {}); \
-             regenerate with tests/fixtures/gen_many.sh",
-            misfits.len(),
-            misfits[0]
-        ));
-    }
-    misfits.is_empty()
 }
 
 /// Whether `KSYMRELO_VM=1` (set by tests/vm/init): the kernel has the

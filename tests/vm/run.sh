@@ -275,6 +275,21 @@ stage_modules() {
     done
 }
 
+# The fixtures generated from a kernel's kallsyms (many_100, many_1000;
+# tests/src/generated.rs), made here for guest kernel $2 from the kallsyms
+# tests/kernels/fetch.sh saved from a boot of it: the guest has no clang.
+stage_generated() {
+    local stage=$1 key=$2 kallsyms=$repo/target/kernels/debian-$2/kallsyms
+    if [ ! -s "$kallsyms" ]; then
+        say "[$key] no saved kallsyms: running tests/kernels/fetch.sh"
+        bash "$repo/tests/kernels/fetch.sh" >&2 || die "tests/kernels/fetch.sh failed"
+    fi
+    [ -s "$kallsyms" ] || die "[$key] $kallsyms missing after tests/kernels/fetch.sh"
+    (cd "$repo" && cargo run -q -j1 -p ksymrelo-tests --bin gen_fixtures -- \
+        --kallsyms "$kallsyms" "$stage/vm/generated" >&2) ||
+        die "[$key] cannot generate the kallsyms fixtures"
+}
+
 # --- expected failures --------------------------------------------------------
 
 trim() {
@@ -358,6 +373,7 @@ run_kernel() {
     log=$cache/$key.log
     stage_common "$stage" "$busybox_dir"
     stage_modules "$stage" "$kdir" "$release"
+    stage_generated "$stage" "$key"
 
     token=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
     {
@@ -370,6 +386,7 @@ run_kernel() {
         echo "VM_CLI=$cli_exe"
         echo "VM_LIBBPF11=/vm/bin/libbpf11_dump"
         echo "VM_FIXTURES=$repo/tests/fixtures"
+        echo "VM_GENERATED=/vm/generated"
     } >"$stage/vm/conf"
     (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
         cpio -o -H newc --owner=0:0 --quiet) >"$initrd"

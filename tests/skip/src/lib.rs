@@ -21,6 +21,10 @@
 //! `atexit` needs), std-shim's tests (the tests crate depends on std-shim)
 //! and the benches.
 
+mod fixtures;
+
+pub use fixtures::{fixture_names_fit, fixtures_fit_or_skip};
+
 use std::fmt::Display;
 use std::sync::Mutex;
 
