@@ -197,3 +197,46 @@ fn a_kernel_that_cannot_be_read_is_an_error_of_its_own() {
     // The object is checked first: a non-object is an error of the call.
     assert!(check_kernels(b"not an object", &dirs).is_err());
 }
+
+/// Tests hold on any kernel build: the fixtures generated from a kernel's
+/// kallsyms resolve on that kernel, here on Debian's 6.1 and 6.12 (the
+/// kallsyms tests/kernels/fetch.sh saved from a boot of each), whose
+/// builds are not the one the tests run on; and the hand-written fixtures'
+/// names fit those kernels too.
+#[test]
+fn fixtures_generated_for_another_kernel_resolve_there() {
+    let extracted = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernels");
+    let mut checked = 0;
+    for key in ["debian-6.1", "debian-6.12"] {
+        let kdir = extracted.join(key);
+        let Ok(kallsyms) = std::fs::read_to_string(kdir.join("kallsyms")) else {
+            continue;
+        };
+        ksymrelo_test_skip::fixture_names_fit_in(&ksymrelo_tests::fixture(""), &kallsyms)
+            .unwrap_or_else(|why| panic!("{key}: {why}"));
+        let out = Dir(std::env::temp_dir().join(format!("ksymrelo-gen-{key}-{}", std::process::id())));
+        let sets = ksymrelo_tests::generated::generate(&kallsyms, &out.0).unwrap();
+        let kernel = KernelDir::open(&kdir).unwrap();
+        for (n, names) in ksymrelo_tests::generated::SIZES.iter().zip(&sets) {
+            let obj = std::fs::read(out.0.join(format!("many_{n}.bpf.o"))).unwrap();
+            let checks = check_kernels(&obj, std::slice::from_ref(&kernel)).unwrap();
+            let typeless: Vec<(&str, Outcome)> = outcomes(&checks[0])
+                .into_iter()
+                .filter(|(name, _)| names.iter().any(|n| n == name))
+                .collect();
+            assert_eq!(typeless.len(), *n, "{key}: many_{n}'s typeless externs");
+            for (name, outcome) in typeless {
+                assert_eq!(outcome, Outcome::Ok, "{key}: many_{n}: {name}");
+            }
+        }
+        checked += 1;
+    }
+    if checked < 2 {
+        assert!(
+            !ksymrelo_tests::kernel_required(),
+            "Debian kernels' kallsyms missing in {} but KSYMRELO_REQUIRE_KERNEL=1: run bash tests/kernels/fetch.sh",
+            extracted.display()
+        );
+        ksymrelo_tests::skip("Debian kernels' kallsyms not saved (run bash tests/kernels/fetch.sh)");
+    }
+}

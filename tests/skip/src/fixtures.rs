@@ -42,13 +42,13 @@ pub fn fixture_names_fit(dir: &Path) -> Result<(), String> {
     static FIT: OnceLock<Result<(), String>> = OnceLock::new();
     FIT.get_or_init(|| {
         let kallsyms = std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("/proc/kallsyms: {e}"))?;
-        check(dir, &kallsyms)
+        fixture_names_fit_in(dir, &kallsyms)
     })
     .clone()
 }
 
-/// What [`fixture_names_fit`] checks, over a kallsyms text.
-fn check(dir: &Path, kallsyms: &str) -> Result<(), String> {
+/// What [`fixture_names_fit`] checks, over any kernel's kallsyms text.
+pub fn fixture_names_fit_in(dir: &Path, kallsyms: &str) -> Result<(), String> {
     let mut addrs: HashMap<&str, Vec<&str>> = HashMap::new();
     for line in kallsyms.lines() {
         let mut f = line.split_whitespace();
@@ -121,9 +121,9 @@ mod tests {
         )
         .unwrap();
         let good = "1 t one\n2 t two\n3 t two\n";
-        assert_eq!(check(&dir, good), Ok(()));
+        assert_eq!(fixture_names_fit_in(&dir, good), Ok(()));
         let bad = "1 t one\n4 t one\n2 t two\n2 t two\n5 T none\n";
-        let err = check(&dir, bad).unwrap_err();
+        let err = fixture_names_fit_in(&dir, bad).unwrap_err();
         assert!(
             err.contains("a.bpf.c needs one at one address, this kernel lists it at 2"),
             "{err}"

@@ -23,7 +23,7 @@
 
 mod fixtures;
 
-pub use fixtures::{fixture_names_fit, fixtures_fit_or_skip};
+pub use fixtures::{fixture_names_fit, fixture_names_fit_in, fixtures_fit_or_skip};
 
 use std::fmt::Display;
 use std::sync::Mutex;
