@@ -579,8 +579,10 @@ mod tests {
 
     #[test]
     fn attach_targets() {
-        let t = |name: &str| find(name.as_bytes()).unwrap().attach_target(name.as_bytes());
-        let ok = |name: &str| t(name).unwrap().unwrap();
+        fn t(name: &'static str) -> Result<Option<AttachTarget<'static>>, AttachProblem> {
+            find(name.as_bytes()).unwrap().attach_target(name.as_bytes())
+        }
+        let ok = |name: &'static str| t(name).unwrap().unwrap();
         let f = ok("fentry/do_unlinkat");
         assert_eq!((f.prefix, f.name, f.kind), ("", &b"do_unlinkat"[..], Kind::Func));
         assert_eq!(ok("fexit.s/x").name, b"x");
