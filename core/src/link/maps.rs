@@ -108,7 +108,7 @@ pub fn object_name(path: &[u8]) -> &[u8] {
 /// `.data.x`-like name; 15 bytes at most; bytes other than alphanumerics,
 /// `_` and `.` become `_`.
 pub fn internal_map_name(obj_name: &[u8], real_name: &[u8]) -> MapName {
-    let sfx_len = real_name.len().max(7).min(OBJ_NAME_LEN - 1);
+    let sfx_len = real_name.len().clamp(7, OBJ_NAME_LEN - 1);
     let custom = real_name.get(1..).is_some_and(|r| r.contains(&b'.'));
     let pfx_len = if custom {
         0

@@ -21,6 +21,9 @@ struct ElfBuilder {
     rels: Vec<(u16, u64, u32)>,
 }
 
+/// (name offset, type, flags, contents, link, info, entry size)
+type RawSection = (u32, u32, u64, Vec<u8>, u32, u32, u64);
+
 const CODE: (u32, u64) = (1, 6); // SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR
 const FUNC_GLOBAL: u8 = 0x12;
 const FUNC_LOCAL: u8 = 0x02;
@@ -61,7 +64,7 @@ impl ElfBuilder {
             off
         };
         // Section list: null, user sections, .rel* per target, .symtab, .strtab, .shstrtab.
-        let mut secs: Vec<(u32, u32, u64, Vec<u8>, u32, u32, u64)> = vec![(0, 0, 0, vec![], 0, 0, 0)];
+        let mut secs: Vec<RawSection> = vec![(0, 0, 0, vec![], 0, 0, 0)];
         for (n, t, f, d) in &self.sections {
             let off = name(&mut shstr, n);
             secs.push((off, *t, *f, d.clone(), 0, 0, 0));
@@ -214,7 +217,7 @@ fn callbacks_and_static_calls_through_section_symbols() {
     let insns = &linked[0].1;
     assert_eq!(insns.len(), 4 + 2);
     assert_eq!(insns[0].src_reg(), pseudo::FUNC);
-    assert_eq!(insns[0].imm(), 4 - 0 - 1, "address of cb1, appended at 4");
+    assert_eq!(insns[0].imm(), 4 - 1, "address of cb1, appended at 4 (from insn 0)");
     assert_eq!(insns[2].imm(), 4 - 2 - 1, "call cb1");
 }
 
@@ -345,7 +348,10 @@ fn too_few_segments_is_an_error_not_a_panic() {
     assert!(linker.write_insns(&linked, &mut short).is_err());
 }
 
+/// Every byte of a small object changed: never a panic (natively only:
+/// thousands of links take minutes under miri).
 #[test]
+#[cfg_attr(miri, ignore)]
 fn garbage_never_panics() {
     let mut b = ElfBuilder::default();
     let text = b.code(".text", &[call(0), exit()]);
