@@ -221,3 +221,44 @@ fn link_fixture_shape() {
     assert!(syscall.3.len() >= 5, "ksym sites of the appended sum_iter and chain_c");
     assert!(ours.iter().any(|p| p.0 == "link_tc_noload" && !p.1));
 }
+
+/// func_info of a linked program: one record per function, at each
+/// function's place (the kernel requires exactly that); line_info starts
+/// each function too, in order.
+#[test]
+fn func_and_line_info_follow_the_segments() {
+    use ksymrelo_core::link::Info;
+    let data = fixture_bytes("link.bpf.o");
+    let object = Object::parse(&data).unwrap();
+    let mut funcs = vec![Function::default(); link::function_count(&object).unwrap()];
+    let funcs = link::functions(&object, &mut funcs).unwrap();
+    let mut maps = vec![Map::default(); link::map_count(&object, false).unwrap()];
+    let maps = link::maps(&object, b"link", false, &mut maps).unwrap();
+    let linker = Linker::new(&object, funcs, maps).unwrap();
+    for p in linker.programs() {
+        let mut segs = vec![Segment::default(); linker.max_segments()];
+        let linked = linker.plan(p, &mut segs).unwrap();
+        let info = linker.ext_info(&linked, Info::Func, None).unwrap();
+        assert_eq!((info.rec_size, info.count), (8, linked.segments().len()));
+        let mut bytes = vec![0u8; info.count * 8];
+        linker.ext_info(&linked, Info::Func, Some(&mut bytes)).unwrap();
+        let offs: Vec<u32> = bytes
+            .chunks(8)
+            .map(|r| u32::from_le_bytes(r[..4].try_into().unwrap()))
+            .collect();
+        let starts: Vec<u32> = linked.segments().iter().map(|s| s.insn_off).collect();
+        assert_eq!(offs, starts);
+        let lines = linker.ext_info(&linked, Info::Line, None).unwrap();
+        let mut bytes = vec![0u8; lines.count * lines.rec_size as usize];
+        linker.ext_info(&linked, Info::Line, Some(&mut bytes)).unwrap();
+        let offs: Vec<u32> = bytes
+            .chunks(lines.rec_size as usize)
+            .map(|r| u32::from_le_bytes(r[..4].try_into().unwrap()))
+            .collect();
+        assert!(offs.windows(2).all(|w| w[0] <= w[1]), "{offs:?}");
+        for s in &starts {
+            assert!(offs.contains(s), "line_info at {s}: {offs:?}");
+        }
+        assert_eq!(linker.core_relos(&linked, None).unwrap(), 0);
+    }
+}
