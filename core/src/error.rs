@@ -10,6 +10,8 @@
 
 use core::fmt;
 
+pub use crate::link::LinkProblem;
+
 /// A symbol or section name kept inside an error, truncated to a fixed size.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Name {
@@ -433,6 +435,21 @@ pub enum Error {
         name: Name,
     },
 
+    // ---- bad input (or not handled): linking programs ----
+    /// A function, relocation, map or `.BTF.ext` record that libbpf would
+    /// refuse to link, or that the linker does not handle: [`LinkProblem`]
+    /// says which; `names` are the program (function, map) and the symbol
+    /// or section; `at` an instruction index or offset, as the message says.
+    #[error("{}", crate::link::Message { names, at: *at, problem: *problem })]
+    Link {
+        /// The program (or function, or map), then the symbol or section.
+        names: NamePair,
+        /// An instruction index, a relocation's offset or a symbol index.
+        at: u32,
+        /// What is wrong.
+        problem: LinkProblem,
+    },
+
     // ---- caller misuse ----
     /// An instruction buffer that is not aligned for `struct bpf_insn`.
     #[error("instruction buffer is not aligned for struct bpf_insn")]
@@ -477,7 +494,8 @@ impl Error {
             | Error::SiteOpcode { .. }
             | Error::SiteMisaligned { .. }
             | Error::SitePastEnd { .. }
-            | Error::KallsymsLine { .. } => Group::BadInput,
+            | Error::KallsymsLine { .. }
+            | Error::Link { .. } => Group::BadInput,
             Error::KallsymsAmbiguous { .. }
             | Error::KallsymsRestricted { .. }
             | Error::NotInKernelBtf { .. }

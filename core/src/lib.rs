@@ -39,6 +39,7 @@ pub mod gen;
 pub mod index;
 pub mod insn;
 pub mod kallsyms;
+pub mod link;
 pub mod lookup;
 pub mod object;
 pub mod patch;
