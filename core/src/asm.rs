@@ -202,6 +202,19 @@ impl<'b> Asm<'b> {
         self.op(code, dst, Reg::R0, 0, imm)
     }
 
+    /// A conditional jump (`code` one of the `J*_IMM`, or `JA`) back to
+    /// where `label` is bound now (an error if it is not bound yet): the
+    /// one way to reach a shared stretch of code (a loader's cleanup) from
+    /// any number of places without holding a pending jump for each.
+    pub fn jump_back(&mut self, code: u8, dst: Reg, imm: i32, label: Label) -> Result<()> {
+        let at = self.position(label).ok_or(Error::Mismatch {
+            what: "backward jump to an unbound label",
+        })?;
+        let distance = i64::from(at) - self.len as i64 - 1;
+        let off = i16::try_from(distance).map_err(|_| Error::Overflow { what: "jump distance" })?;
+        self.op(code, dst, Reg::R0, off, imm)
+    }
+
     /// `dst = &function at label` (`ld_imm64 src_reg=BPF_PSEUDO_FUNC`), for
     /// helpers that take a callback; the function follows, at the label's
     /// next binding.
@@ -286,6 +299,24 @@ mod tests {
         for site in buf[..3 * SITES].chunks_exact(3) {
             assert_eq!((site[0].off(), site[1].off(), site[2].off()), (2, 1, 0));
         }
+    }
+
+    #[test]
+    fn backward_jumps_reach_the_current_binding() {
+        let mut buf = [Insn::default(); 4];
+        let mut a = Asm::new(Some(&mut buf));
+        let l = a.label().unwrap();
+        assert!(matches!(
+            a.jump_back(op::JA, Reg::R0, 0, l),
+            Err(Error::Mismatch { .. })
+        ));
+        a.mov_imm(Reg::R0, 0).unwrap();
+        a.bind(l).unwrap();
+        a.exit().unwrap();
+        a.jump_back(op::JSLT_IMM, Reg::R7, 0, l).unwrap();
+        a.jump_back(op::JA, Reg::R0, 0, l).unwrap();
+        assert_eq!(a.finish().unwrap(), 4);
+        assert_eq!((buf[2].off(), buf[3].off()), (-2, -3));
     }
 
     #[test]

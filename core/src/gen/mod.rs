@@ -27,17 +27,28 @@
 //! site needs, and its first site), `emit` (the loader, written with
 //! [`crate::asm`]), `readback` and `disasm`.
 
+mod attr;
+mod blob;
 mod disasm;
 mod emit;
 mod layout;
+mod load;
+mod loader;
 mod lookups;
+mod place;
 mod readback;
 #[cfg(test)]
 mod tests;
 
+pub use attr::{MapCreate, OBJ_NAME_LEN};
 pub use disasm::disasm;
 pub use layout::Layout;
+pub use load::{
+    ctx, ctx_size, failure, fds, AttachTarget, Failure, Load, MapDef, ProgDef, Records, Step, MAX_MAPS, MAX_PROGS,
+};
+pub use loader::{emit_load, plan_load, program_insns};
 pub use lookups::MAX_LOOKUPS;
+pub use place::LoadLayout;
 pub use readback::{fd_array, patched_insns, status};
 
 use crate::asm::Asm;
@@ -175,14 +186,7 @@ fn write_blob(
     blob.get_mut(opts.base as usize..layout.end as usize)
         .ok_or(short)?
         .fill(0);
-    let mut name_off = layout.names_off as usize;
-    for entry in lookups.firsts() {
-        let name = entry?.ext.lookup_name();
-        blob.get_mut(name_off..name_off + name.len())
-            .ok_or(short)?
-            .copy_from_slice(name.as_bytes());
-        name_off += layout::name_room(name)? as usize;
-    }
+    blob::write_names(lookups, layout.names_off, blob)?;
     let program = crate::insn::as_bytes(insns);
     let start = layout.insns_off as usize;
     blob.get_mut(start..start + program.len())
