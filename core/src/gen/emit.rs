@@ -59,9 +59,22 @@ pub(super) struct Stage<'l> {
     pub labels: Labels,
 }
 
+/// How far behind the cleanup (or its latest relay) may fall before a
+/// relay is emitted: a stretch emitted between two calls of
+/// [`Stage::keep_in_reach`] must stay under `i16::MAX - REACH`.
+pub(super) const REACH: u32 = 8192;
+
 impl Stage<'_> {
     fn whole_load(&self) -> bool {
         matches!(self.abort, Abort::Cleanup { .. })
+    }
+
+    /// Keeps the cleanup in reach of the next failure (whole load only).
+    pub fn keep_in_reach(&self, a: &mut Asm<'_>) -> Result<()> {
+        match self.abort {
+            Abort::Cleanup { cleanup, .. } => a.keep_in_reach(cleanup, REACH),
+            Abort::Exit => Ok(()),
+        }
     }
 }
 
@@ -125,6 +138,7 @@ pub(super) fn emit_sites(lookups: &Lookups<'_, '_>, stage: &Stage<'_>, a: &mut A
     let mut fd_slot = stage.slot_before;
     for entry in lookups.entries() {
         let entry = entry?;
+        stage.keep_in_reach(a)?;
         a.ld_map_value(SITE, BLOB, layout.insn_at(entry.site.insn_idx)?)?;
         if let Some(first) = entry.first {
             copy_first(a, stage, &entry, first, labels.done)?;
@@ -329,6 +343,7 @@ fn clear_src_reg(a: &mut Asm<'_>) -> Result<()> {
 pub(super) fn close_module_fds(a: &mut Asm<'_>, lookups: &Lookups<'_, '_>, stage: &Stage<'_>) -> Result<()> {
     let skip = stage.labels.skip;
     for fd_at in module_fd_offsets(lookups, stage) {
+        stage.keep_in_reach(a)?;
         a.ld_map_value(R2, BLOB, fd_at?)?;
         a.load(op::LDX_W, R1, R2, 0)?;
         if stage.whole_load() {

@@ -24,7 +24,7 @@
 //! may fail), so a failure costs one backward jump wherever it happens.
 
 use super::attr::{self, cmd};
-use super::emit::{close_module_fds, emit_sites, module_fd_offsets, Abort, Labels, Stage};
+use super::emit::{close_module_fds, emit_sites, module_fd_offsets, Abort, Labels, Stage, REACH};
 use super::load::{ctx, Load, Step};
 use super::place::{walk, LoadLayout, Piece, ProgPlace};
 use crate::asm::{Asm, Label, Reg};
@@ -125,7 +125,7 @@ fn emit_program(load: &Load<'_>, layout: &LoadLayout, a: &mut Asm<'_>) -> Result
     a.bind(start)?;
     a.store_imm(op::ST_DW, R10, STEP_SLOT, 0)?;
     a.store_imm(op::ST_DW, R10, OPEN_SLOT, 0)?;
-    zero_blob(a, 0, layout.prog_fds_off + 4 * (load.progs.len() as u32).max(1))?;
+    zero_blob(a, m, 0, layout.prog_fds_off + 4 * (load.progs.len() as u32).max(1))?;
     walk(load, |piece| emit_piece(a, layout, m, piece))?;
     if load.btf.is_some() {
         close_fd_at(a, m, layout.btf_fd_off)?;
@@ -200,7 +200,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
     let cleanup = m.cleanup;
     match piece {
         Piece::Btf(_, place) => {
-            step(a, Step::Btf)?;
+            step(a, m, Step::Btf)?;
             let at = place.attr_off;
             log_to_attr(
                 a,
@@ -216,7 +216,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
         }
         Piece::Map(i, map, place) => {
             let fd_at = layout.fd_array_off + 4 * i;
-            step(a, Step::MapCreate(i))?;
+            step(a, m, Step::MapCreate(i))?;
             if map.attr.uses_btf() {
                 blob_to_blob(a, place.attr_off + attr::map_create::BTF_FD, layout.btf_fd_off)?;
             }
@@ -224,7 +224,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
             check(a, cleanup)?;
             store_ret(a, fd_at)?;
             if map.initial_value.is_some() {
-                step(a, Step::MapUpdate(i))?;
+                step(a, m, Step::MapUpdate(i))?;
                 let at = place.update_off;
                 blob_to_blob(a, at + attr::map_elem::MAP_FD, fd_at)?;
                 rel_store(a, at + attr::map_elem::KEY, place.key_off)?;
@@ -233,7 +233,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
                 check(a, cleanup)?;
             }
             if map.freeze {
-                step(a, Step::MapFreeze(i))?;
+                step(a, m, Step::MapFreeze(i))?;
                 blob_to_blob(a, place.freeze_off + attr::map_freeze::MAP_FD, fd_at)?;
                 sys_bpf(a, cmd::MAP_FREEZE, place.freeze_off, attr::map_freeze::SIZE)?;
                 check(a, cleanup)?;
@@ -243,7 +243,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
         Piece::Prog(i, prog, place, lookups) => {
             use attr::prog_load as p;
             let stage = stage_of(&place, m);
-            step(a, Step::Extern { prog: i, extern_idx: 0 })?;
+            step(a, m, Step::Extern { prog: i, extern_idx: 0 })?;
             a.store_imm(op::ST_W, R10, OPEN_SLOT, i as i32 + 1)?;
             // Module fd places hold 0 or an fd of this run (see cleanup).
             for at in module_fd_offsets(lookups, &stage) {
@@ -253,7 +253,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
             emit_sites(lookups, &stage, a)?;
             let at = place.attr_off;
             if let Some(target) = prog.attach {
-                step(a, Step::AttachTarget(i))?;
+                step(a, m, Step::AttachTarget(i))?;
                 a.ld_map_value(R1, BLOB, place.attach_name_off)?;
                 a.mov_imm(R2, super::layout::name_size(target.name)? as i32)?;
                 a.mov_imm(R3, target.kind as i32)?;
@@ -266,7 +266,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
                 a.alu_imm(op::RSH64_IMM, RET, 32)?;
                 a.store(op::STX_W, R0, p::ATTACH_BTF_OBJ_FD as i16, RET)?;
             }
-            step(a, Step::Program(i))?;
+            step(a, m, Step::Program(i))?;
             rel_store(a, at + p::LICENSE, place.license_off)?;
             rel_store(a, at + p::INSNS, place.ksym.insns_off)?;
             for (field, off) in [
@@ -298,8 +298,9 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
     }
 }
 
-/// Records the step about to run.
-fn step(a: &mut Asm<'_>, step: Step) -> Result<()> {
+/// Records the step about to run (and keeps the cleanup in reach of it).
+fn step(a: &mut Asm<'_>, m: Marks, step: Step) -> Result<()> {
+    a.keep_in_reach(m.cleanup, REACH)?;
     let (kind, index) = step.code();
     a.store_imm(op::ST_W, R10, STEP_SLOT, kind as i32)?;
     a.store_imm(op::ST_W, R10, INDEX_SLOT, index as i32)
@@ -373,10 +374,11 @@ fn close_fd_at(a: &mut Asm<'_>, m: Marks, at: u32) -> Result<()> {
 
 /// Zeroes `blob[from..from + len]` (`len` a multiple of 8) with 8-byte
 /// stores, the base reloaded before the stores' offsets leave `i16`.
-fn zero_blob(a: &mut Asm<'_>, from: u32, len: u32) -> Result<()> {
+fn zero_blob(a: &mut Asm<'_>, m: Marks, from: u32, len: u32) -> Result<()> {
     const SPAN: u32 = 1 << 14;
     let mut base = from;
     while base < from + len {
+        a.keep_in_reach(m.cleanup, REACH)?;
         a.ld_map_value(R1, BLOB, base)?;
         let mut off = 0;
         while off < SPAN && base + off < from + len {

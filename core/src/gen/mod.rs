@@ -33,6 +33,8 @@ mod disasm;
 mod emit;
 mod layout;
 mod load;
+#[cfg(test)]
+mod load_tests;
 mod loader;
 mod lookups;
 mod place;
