@@ -80,7 +80,7 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
     let mut loader = vec![Insn::default(); planned.loader_len as usize];
     let mut blob = vec![0u8; planned.end as usize];
     let layout = gen::emit_load(load, &mut loader, &mut blob)?;
-    let run = run_loader(&loader, &blob, layout.ctx_size, None)?;
+    let run = run_loader(&loader, &blob, layout.ctx_size, None, 0)?;
     // Take every descriptor first, so each is closed on every path below.
     let mut fds = gen::fds(&run.ctx, load.maps.len(), load.progs.len()).map(|fd| {
         if run.retval == 0 {
@@ -95,7 +95,11 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
         let mut log = None;
         if matches!(failure.step, Step::Btf | Step::Program(_)) && opts.log_size > 0 {
             let mut buf = vec![0u8; opts.log_size];
-            let again = run_loader(&loader, &blob, layout.ctx_size, Some(&mut buf))?;
+            let flags = match failure.step {
+                Step::Btf => 0,
+                _ => gen::ctx::PROGRAM_LOG_ONLY,
+            };
+            let again = run_loader(&loader, &blob, layout.ctx_size, Some(&mut buf), flags)?;
             if gen::failure(&again.ctx).is_some() {
                 log = Some(sys::c_string(&buf)).filter(|l| !l.is_empty());
             } else if again.retval == 0 {
@@ -124,11 +128,12 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
 }
 
 /// Runs `loader` once over `blob` with a zeroed context of `ctx_size`
-/// bytes (and `log` lent to what it loads), and reads both back.
+/// bytes (and `log` lent to what it loads; `flags`: the context's), and
+/// reads both back.
 ///
 /// Descriptors the loader leaves in the context become this process's:
 /// the caller must take them ([`load`] does).
-pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut [u8]>) -> Result<Run> {
+pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut [u8]>, flags: u32) -> Result<Run> {
     let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, "ksymrelo_skel")
         .map_err(|e| Error::bpf("creating the loader's blob map", e))?;
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), blob)
@@ -152,7 +157,7 @@ pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut 
     if let Some(sz) = ctx.get_mut(..4) {
         sz.copy_from_slice(&ctx_size.to_ne_bytes());
     }
-    let run = sys::loader_test_run(prog.as_fd(), &mut ctx, log)
+    let run = sys::loader_test_run(prog.as_fd(), &mut ctx, log, flags)
         .map_err(|e| Error::bpf("running the light-skeleton loader", e))?;
     let mut after = vec![0u8; blob.len()];
     sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut after)

@@ -361,3 +361,151 @@ fn a_bad_map_is_named() {
     let err = fails(&load, Step::MapCreate(1), libc::EINVAL);
     assert!(err.to_string().contains("map 1 'rodata'"), "{err}");
 }
+
+const BPF_PROG_TYPE_TRACING: u32 = 26;
+const BPF_TRACE_RAW_TP: u32 = 23;
+
+/// A `tp_btf` program (`fentry` needs trampolines, which this kernel
+/// refuses): `r0 = 0; exit`, attached to the tracepoint type `target`.
+fn tp_btf(target: &'static str) -> ProgDef<'static> {
+    const RET0: [Insn; 2] = [Insn::new(op::MOV64_IMM, 0, 0, 0, 0), EXIT];
+    ProgDef {
+        name: "ksymrelo_tp_btf",
+        prog_type: BPF_PROG_TYPE_TRACING,
+        expected_attach_type: BPF_TRACE_RAW_TP,
+        license: "GPL",
+        insns: &RET0,
+        attach: Some(ksymrelo_core::gen::AttachTarget {
+            name: target,
+            kind: Kind::Typedef,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn two_programs_one_with_an_attach_target_and_a_poisoned_copy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel("two_programs_one_with_an_attach_target_and_a_poisoned_copy") {
+        return;
+    }
+    let (name, _) = typeless_symbol();
+    let externs = externs(name);
+    // The weak kfunc called twice: the second site copies the first's
+    // (poisoned) result, with its own extern index.
+    let mut insns = program();
+    insns.splice(
+        18..18,
+        [Insn::new(op::JEQ_IMM, 1, 0, 1, 0), Insn::new(op::CALL, 0, 0, 0, 0)],
+    );
+    let mut sites = SITES.to_vec();
+    sites.push(Site {
+        insn_idx: InsnIdx(19),
+        ..SITES[4]
+    });
+    let btf = tiny_btf();
+    let maps = maps(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &2u64.to_le_bytes());
+    let progs = [tp_btf("btf_trace_sched_switch"), prog(&insns, &externs, &sites)];
+    let load = Load {
+        btf: Some(&btf),
+        maps: &maps,
+        progs: &progs,
+    };
+    drop(skel::load(&load, &SkelOptions::default()).unwrap());
+    let before = fd_count();
+    let loaded = skel::load(&load, &SkelOptions::default()).unwrap();
+    assert_eq!((loaded.maps.len(), loaded.progs.len()), (2, 2));
+    let patched = loaded.program_insns(&load, 1).unwrap();
+    for at in [17, 19] {
+        assert_eq!(
+            patched[at],
+            Insn::new(op::CALL, 0, 0, 0, POISON_CALL_KFUNC_BASE + 2),
+            "{at}"
+        );
+    }
+    prog_test_run(loaded.progs[1].as_fd(), &mut TestRun::default()).unwrap();
+    let mut data = [0u8; 16];
+    skel::map_lookup(loaded.maps[0].as_fd(), 0, &mut data).unwrap();
+    assert_eq!(u64::from_le_bytes(data[..8].try_into().unwrap()), 3);
+    drop(loaded);
+    assert_eq!(fd_count(), before, "descriptors left behind");
+
+    // An attach target the kernel lacks: named, and the first program's
+    // failure leaves the maps closed too.
+    let progs = [tp_btf("btf_trace_ksymrelo_no_such"), prog(&insns, &externs, &sites)];
+    let load = Load {
+        btf: Some(&btf),
+        maps: &maps,
+        progs: &progs,
+    };
+    let err = fails(&load, Step::AttachTarget(0), libc::ENOENT);
+    assert!(err.to_string().contains("'btf_trace_ksymrelo_no_such'"), "{err}");
+}
+
+#[test]
+fn a_long_loader_fails_through_its_relays() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kernel("a_long_loader_fails_through_its_relays") {
+        return;
+    }
+    // 900 weak typeless ksyms the kernel lacks (address 0), then a strong
+    // one: the loader is far longer than one jump reaches.
+    const N: usize = 900;
+    let names: Vec<&'static str> = (0..=N)
+        .map(|i| &*Box::leak(format!("ksymrelo_missing_{i:04}").into_boxed_str()))
+        .collect();
+    let externs: Vec<Extern<'static>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ext(n, ExternKind::Typeless, i < N, i as u32))
+        .collect();
+    let mut insns = Vec::new();
+    let mut sites = Vec::new();
+    for i in 0..=N {
+        sites.push(Site {
+            section: SectionIndex(1),
+            insn_idx: InsnIdx(insns.len() as u32),
+            extern_idx: ExternIdx(i as u32),
+            kind: SiteKind::Ld64,
+        });
+        insns.extend(ld64(1));
+    }
+    insns.extend([Insn::new(op::MOV64_IMM, 0, 0, 0, 0), EXIT]);
+    let weak_only = [ProgDef {
+        name: "ksymrelo_long",
+        prog_type: BPF_PROG_TYPE_SYSCALL,
+        prog_flags: BPF_F_SLEEPABLE,
+        license: "GPL",
+        insns: &insns,
+        externs: &externs,
+        sites: &sites[..N],
+        ..Default::default()
+    }];
+    let maps = maps(&[0; 16], &[0; 8]);
+    let maps = &maps[1..];
+    let load = Load {
+        btf: None,
+        maps,
+        progs: &weak_only,
+    };
+    let layout = ksymrelo_core::gen::plan_load(&load).unwrap();
+    assert!(layout.loader_len > 2 * 8192, "{}", layout.loader_len);
+    let loaded = skel::load(&load, &SkelOptions::default()).unwrap();
+    let patched = loaded.program_insns(&load, 0).unwrap();
+    assert!(patched[..2 * N].iter().all(|x| x.imm() == 0));
+    drop(loaded);
+
+    let mut strong = weak_only;
+    strong[0].sites = &sites;
+    let load = Load {
+        btf: None,
+        maps,
+        progs: &strong,
+    };
+    let step = Step::Extern {
+        prog: 0,
+        extern_idx: N as u32,
+    };
+    let err = fails(&load, step, libc::ENOENT);
+    assert!(err.to_string().contains("ksymrelo_missing_0900"), "{err}");
+}

@@ -103,7 +103,7 @@ impl ProgDef<'_> {
 /// | offset | what |
 /// |---|---|
 /// | 0 | `u32` size of the context |
-/// | 4 | `u32` flags (0) |
+/// | 4 | `u32` flags ([`ctx::PROGRAM_LOG_ONLY`]) |
 /// | 8 | `u32` verifier/BTF log level, given to every load |
 /// | 12 | `u32` log size |
 /// | 16 | `u64` log buffer (a user address) |
@@ -119,6 +119,11 @@ impl ProgDef<'_> {
 pub mod ctx {
     /// `u32` size.
     pub const SZ: u32 = 0;
+    /// `u32` flags.
+    pub const FLAGS: u32 = 4;
+    /// Flag: the log goes to the program loads only, not to the BTF load
+    /// (whose log, at level 1, fills the buffer even when it succeeds).
+    pub const PROGRAM_LOG_ONLY: u32 = 1;
     /// `u32` log level.
     pub const LOG_LEVEL: u32 = 8;
     /// `u32` log size.

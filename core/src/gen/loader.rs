@@ -202,6 +202,9 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
         Piece::Btf(_, place) => {
             step(a, m, Step::Btf)?;
             let at = place.attr_off;
+            a.load(op::LDX_W, R0, CTX, ctx::FLAGS as i16)?;
+            a.alu_imm(op::AND64_IMM, R0, ctx::PROGRAM_LOG_ONLY as i32)?;
+            a.jump(op::JNE_IMM, R0, 0, m.stage.skip)?;
             log_to_attr(
                 a,
                 at,
@@ -209,6 +212,7 @@ fn emit_piece(a: &mut Asm<'_>, layout: &LoadLayout, m: Marks, piece: Piece<'_, '
                 attr::btf_load::LOG_SIZE,
                 attr::btf_load::LOG_BUF,
             )?;
+            a.bind(m.stage.skip)?;
             rel_store(a, at + attr::btf_load::BTF, place.data_off)?;
             sys_bpf(a, cmd::BTF_LOAD, at, attr::btf_load::SIZE)?;
             check(a, cleanup)?;

@@ -242,7 +242,8 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, run: &mut TestRun<'_>) -> Result<Test
 /// `ctx` (its context, [`ksymrelo_core::gen::ctx`]), lending it `log` for
 /// the BTF and verifier logs of what it loads: the log's address and size
 /// are written into `ctx` here, so that the buffer stays borrowed for the
-/// whole run (`log_level` is 1 with a log, 0 without).
+/// whole run (`log_level` is 1 with a log, 0 without). `flags` go into
+/// the context's flags ([`ksymrelo_core::gen::ctx::PROGRAM_LOG_ONLY`]).
 ///
 /// Errors: `EINVAL` for a context too short to hold the log fields or a
 /// log longer than the kernel takes; otherwise the kernel's errno.
@@ -250,6 +251,7 @@ pub(crate) fn loader_test_run(
     prog: BorrowedFd<'_>,
     ctx: &mut [u8],
     log: Option<&mut [u8]>,
+    flags: u32,
 ) -> Result<TestRunResult, BpfError> {
     use ksymrelo_core::gen::ctx as c;
     let cmd = BpfCommand::ProgTestRun;
@@ -266,6 +268,7 @@ pub(crate) fn loader_test_run(
     };
     let put =
         |ctx: &mut [u8], at: u32, bytes: &[u8]| ctx[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+    put(ctx, c::FLAGS, &flags.to_ne_bytes());
     put(ctx, c::LOG_LEVEL, &level.to_ne_bytes());
     put(ctx, c::LOG_SIZE, &size.to_ne_bytes());
     put(ctx, c::LOG_BUF, &buf.to_ne_bytes());
