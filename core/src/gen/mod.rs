@@ -26,6 +26,15 @@
 //! Inside: `layout` (where each blob field is), `lookups` (which lookup a
 //! site needs, and its first site), `emit` (the loader, written with
 //! [`crate::asm`]), `readback` and `disasm`.
+//!
+//! A whole load (libbpf's gen_loader proper) is [`plan_load`] and
+//! [`emit_load`] over a [`Load`]: one loader that loads the BTF, creates,
+//! fills and freezes the maps, resolves each program's ksyms with the
+//! same per-site code and loads the programs, all inside the kernel,
+//! handing the descriptors back in its context ([`ctx`]) — or the
+//! [`Step`] that failed, after closing everything it created. Inside:
+//! `load` (the description, the context), `attr` (`bpf_attr` offsets),
+//! `place` (where each piece is in the blob), `blob` and `loader`.
 
 mod attr;
 mod blob;
