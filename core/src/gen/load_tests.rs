@@ -501,3 +501,97 @@ fn golden_disassembly() {
         assert_eq!(text, expected, "loader changed; review and bless with KSYMRELO_BLESS=1");
     }
 }
+
+#[test]
+fn random_loads_plan_and_emit_or_fail_cleanly() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let kinds = [
+        ExternKind::Typeless,
+        ExternKind::Typed,
+        ExternKind::Kfunc,
+        ExternKind::Kconfig,
+    ];
+    let names = ["a", "b___x", "b___y", "c", ""];
+    for _ in 0..if cfg!(miri) { 8 } else { 300 } {
+        let externs: Vec<Extern<'_>> = (0..1 + next(6))
+            .map(|i| {
+                let name = names[next(names.len())];
+                Extern {
+                    name,
+                    essential_name: crate::object::essential_name(name),
+                    kind: kinds[next(kinds.len())],
+                    weak: next(2) == 0,
+                    sym_idx: i as u32 + 1,
+                    btf_id: BtfId(1),
+                    type_id: BtfId(1),
+                    index: ExternIdx(i as u32),
+                }
+            })
+            .collect();
+        let mut insns = Vec::new();
+        let mut sites = Vec::new();
+        for _ in 0..next(12) {
+            let e = next(externs.len());
+            // Now and then a site that does not fit its extern or its
+            // instruction: the load must then be an error.
+            let call = if next(8) == 0 {
+                next(2) == 0
+            } else {
+                externs[e].kind == ExternKind::Kfunc && next(2) == 0
+            };
+            sites.push(site(
+                insns.len() as u32,
+                e as u32,
+                if call { SiteKind::Call } else { SiteKind::Ld64 },
+            ));
+            if call {
+                insns.push(Insn::new(CALL, 0, 0, 0, 0));
+            } else {
+                insns.extend([Insn::new(LD_IMM64, 1, 0, 0, 0), Insn::default()]);
+            }
+        }
+        insns.push(Insn::new(EXIT, 0, 0, 0, 0));
+        let progs: Vec<ProgDef<'_>> = (0..next(4))
+            .map(|_| ProgDef {
+                name: "p",
+                license: "GPL",
+                insns: &insns,
+                externs: &externs,
+                sites: &sites,
+                func_info: (next(2) == 0).then_some(Records {
+                    bytes: &FUNC_INFO,
+                    rec_size: 8,
+                }),
+                attach: (next(3) == 0).then_some(AttachTarget {
+                    name: "t",
+                    kind: Kind::Typedef,
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let all_maps = maps();
+        let maps = &all_maps[..next(3)];
+        let load = Load {
+            btf: (next(4) != 0).then_some(&BTF[..]),
+            maps,
+            progs: &progs,
+        };
+        let Ok(planned) = plan_load(&load) else {
+            continue;
+        };
+        let mut loader = vec![Insn::default(); planned.loader_len as usize];
+        let mut blob = vec![0u8; planned.end as usize];
+        let layout = emit_load(&load, &mut loader, &mut blob).unwrap();
+        assert_eq!(layout, planned);
+        assert_well_formed(&loader, layout.end);
+        for i in 0..progs.len() {
+            assert_eq!(program_insns(&load, &blob, i).unwrap().len(), insns.len());
+        }
+    }
+}
