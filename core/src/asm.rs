@@ -202,6 +202,38 @@ impl<'b> Asm<'b> {
         self.op(code, dst, Reg::R0, 0, imm)
     }
 
+    /// A conditional jump (`code` one of the `J*_IMM`, or `JA`) back to
+    /// where `label` is bound now (an error if it is not bound yet): the
+    /// one way to reach a shared stretch of code (a loader's cleanup) from
+    /// any number of places without holding a pending jump for each.
+    pub fn jump_back(&mut self, code: u8, dst: Reg, imm: i32, label: Label) -> Result<()> {
+        let at = self.position(label).ok_or(Error::Mismatch {
+            what: "backward jump to an unbound label",
+        })?;
+        let distance = i64::from(at) - self.len as i64 - 1;
+        let off = i16::try_from(distance).map_err(|_| Error::Overflow { what: "jump distance" })?;
+        self.op(code, dst, Reg::R0, off, imm)
+    }
+
+    /// Keeps `label`, bound behind, within `reach` instructions of what
+    /// comes next: if it is farther, emits `goto +1` and a relay — a
+    /// `goto` to the label's binding, which becomes its new binding — so
+    /// that every later [`Asm::jump_back`] to it reaches (each hop is at
+    /// most `reach` plus what was emitted since the last call).
+    pub fn keep_in_reach(&mut self, label: Label, reach: u32) -> Result<()> {
+        let at = self.position(label).ok_or(Error::Mismatch {
+            what: "relay to an unbound label",
+        })?;
+        if (self.len as u64).saturating_sub(u64::from(at)) <= u64::from(reach) {
+            return Ok(());
+        }
+        self.put(Insn::new(op::JA, 0, 0, 1, 0))?;
+        let distance = i64::from(at) - self.len as i64 - 1;
+        let off = i16::try_from(distance).map_err(|_| Error::Overflow { what: "jump distance" })?;
+        self.bind(label)?;
+        self.put(Insn::new(op::JA, 0, 0, off, 0))
+    }
+
     /// `dst = &function at label` (`ld_imm64 src_reg=BPF_PSEUDO_FUNC`), for
     /// helpers that take a callback; the function follows, at the label's
     /// next binding.
@@ -286,6 +318,44 @@ mod tests {
         for site in buf[..3 * SITES].chunks_exact(3) {
             assert_eq!((site[0].off(), site[1].off(), site[2].off()), (2, 1, 0));
         }
+    }
+
+    #[test]
+    fn backward_jumps_reach_the_current_binding() {
+        let mut buf = [Insn::default(); 4];
+        let mut a = Asm::new(Some(&mut buf));
+        let l = a.label().unwrap();
+        assert!(matches!(
+            a.jump_back(op::JA, Reg::R0, 0, l),
+            Err(Error::Mismatch { .. })
+        ));
+        a.mov_imm(Reg::R0, 0).unwrap();
+        a.bind(l).unwrap();
+        a.exit().unwrap();
+        a.jump_back(op::JSLT_IMM, Reg::R7, 0, l).unwrap();
+        a.jump_back(op::JA, Reg::R0, 0, l).unwrap();
+        assert_eq!(a.finish().unwrap(), 4);
+        assert_eq!((buf[2].off(), buf[3].off()), (-2, -3));
+    }
+
+    #[test]
+    fn relays_keep_a_label_behind_in_reach() {
+        let mut buf = std::vec![Insn::default(); 100];
+        let mut a = Asm::new(Some(&mut buf));
+        let l = a.label().unwrap();
+        a.bind(l).unwrap();
+        a.exit().unwrap();
+        for _ in 0..10 {
+            a.mov_imm(Reg::R0, 0).unwrap();
+        }
+        a.keep_in_reach(l, 20).unwrap();
+        assert_eq!(a.len(), 11, "near enough: nothing emitted");
+        a.keep_in_reach(l, 5).unwrap();
+        assert_eq!(a.position(l), Some(12));
+        a.jump_back(op::JA, Reg::R0, 0, l).unwrap();
+        assert_eq!(a.finish().unwrap(), 14);
+        // goto +1 over the relay, the relay back to 0, the jump to the relay.
+        assert_eq!((buf[11].off(), buf[12].off(), buf[13].off()), (1, -13, -2));
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub mod op {
     pub const JGE_IMM: u8 = 0x35;
     /// `if dst s>= imm goto +off`.
     pub const JSGE_IMM: u8 = 0x75;
+    /// `if dst s< imm goto +off`.
+    pub const JSLT_IMM: u8 = 0xc5;
+    /// `if dst s<= imm goto +off`.
+    pub const JSLE_IMM: u8 = 0xd5;
     /// `dst = *(u8 *)(src + off)`.
     pub const LDX_B: u8 = 0x71;
     /// `dst = *(u16 *)(src + off)`.
@@ -57,6 +61,8 @@ pub mod op {
     pub const ST_H: u8 = 0x6a;
     /// `*(u32 *)(dst + off) = imm`.
     pub const ST_W: u8 = 0x62;
+    /// `*(u64 *)(dst + off) = imm` (sign-extended).
+    pub const ST_DW: u8 = 0x7a;
 }
 
 /// `src_reg` values that give an instruction a meaning beyond its opcode.
@@ -81,6 +87,10 @@ pub mod pseudo {
 
 /// Helper function ids (`BPF_FUNC_*`).
 pub mod helper {
+    /// `bpf_sys_bpf(cmd, attr, attr_size)`: a `bpf(2)` command from a
+    /// syscall program; pointers inside `attr` are kernel addresses (the
+    /// loader's blob), except log buffers, which stay user addresses.
+    pub const SYS_BPF: i32 = 166;
     /// `bpf_btf_find_by_name_kind(name, name_sz, kind, flags)`.
     pub const BTF_FIND_BY_NAME_KIND: i32 = 167;
     /// `bpf_sys_close(fd)`.

@@ -12,6 +12,7 @@ pub(crate) fn of(err: &Error) -> i32 {
         Error::NotFound { source, .. } => return of(source),
         Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         Error::Bpf { source, .. } => source.errno(),
+        Error::Loader { errno, .. } => *errno,
         Error::Usage(_) | Error::NoKallsyms | Error::InsnSite { .. } => libc::EINVAL,
         Error::ResolverFault(_) => libc::EIO,
         Error::AddressesHidden { .. } => libc::EACCES,

@@ -80,6 +80,23 @@ pub enum Error {
         /// The command's error.
         source: BpfError,
     },
+    /// A step of a light-skeleton loader ([`crate::skel`]) failed inside
+    /// the kernel; the loader closed what it had created.
+    #[error(
+        "light-skeleton loader: {step} failed: {}{}",
+        io::Error::from_raw_os_error(*errno),
+        log.as_deref().map(|l| format!("\nlog:\n{l}")).unwrap_or_default()
+    )]
+    Loader {
+        /// The step, its map, program or extern named.
+        step: String,
+        /// The step as the loader recorded it.
+        at: ksymrelo_core::gen::Step,
+        /// The positive errno.
+        errno: i32,
+        /// The BTF or verifier log of a failed BTF or program load.
+        log: Option<String>,
+    },
     /// The in-kernel resolver answered what it cannot have: the kernel (or
     /// the resolver program) misbehaved.
     #[error("{0}")]
@@ -217,7 +234,7 @@ impl Error {
                 C::Mismatch { .. } => Reason::Usage,
                 _ => Reason::BadObject,
             },
-            Error::Io { .. } | Error::Bpf { .. } => Reason::KernelFacts,
+            Error::Io { .. } | Error::Bpf { .. } | Error::Loader { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,

@@ -24,6 +24,7 @@ pub mod load;
 pub mod modes;
 pub mod relocate;
 pub mod report;
+pub mod skel;
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]
 pub(crate) mod sys;

@@ -93,31 +93,46 @@ pub(super) fn name_room(name: &str) -> Result<u32> {
     align8(name_size(name)?)
 }
 
-fn align8(n: u32) -> Result<u32> {
+pub(super) fn align8(n: u32) -> Result<u32> {
     n.checked_add(7)
         .map(|n| n & !7)
         .ok_or(Error::Overflow { what: "blob layout" })
 }
 
-fn add(a: u32, b: u32) -> Result<u32> {
+pub(super) fn add(a: u32, b: u32) -> Result<u32> {
     a.checked_add(b).ok_or(Error::Overflow { what: "blob layout" })
+}
+
+/// What a program's lookups need in the blob.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LookupRoom {
+    /// Bytes of names.
+    pub names: u32,
+    /// Bytes of kallsyms result slots.
+    pub slots: u32,
+    /// kfuncs called (one fd_array slot each).
+    pub kfuncs: u32,
+}
+
+/// The room these lookups take.
+pub(super) fn lookup_room(lookups: &Lookups<'_, '_>) -> Result<LookupRoom> {
+    let mut room = LookupRoom::default();
+    for entry in lookups.firsts() {
+        let entry = entry?;
+        room.names = add(room.names, name_room(entry.ext.lookup_name())?)?;
+        match entry.lookup {
+            Lookup::Typeless => room.slots = add(room.slots, SLOT_SIZE)?,
+            Lookup::Kfunc => room.kfuncs = add(room.kfuncs, 1)?,
+            Lookup::Btf { .. } => {}
+        }
+    }
+    Ok(room)
 }
 
 /// The layout for a program of `insn_cnt` instructions with these lookups
 /// (`loader_len` left 0: the emitter tells it).
 pub(super) fn compute(lookups: &Lookups<'_, '_>, insn_cnt: usize, opts: &GenOptions) -> Result<Layout> {
-    let mut names = 0u32;
-    let mut slots = 0u32;
-    let mut kfuncs = 0u32;
-    for entry in lookups.firsts() {
-        let entry = entry?;
-        names = add(names, name_room(entry.ext.lookup_name())?)?;
-        match entry.lookup {
-            Lookup::Typeless => slots = add(slots, SLOT_SIZE)?,
-            Lookup::Kfunc => kfuncs = add(kfuncs, 1)?,
-            Lookup::Btf { .. } => {}
-        }
-    }
+    let LookupRoom { names, slots, kfuncs } = lookup_room(lookups)?;
     let insn_cnt = u32::try_from(insn_cnt).map_err(|_| Error::Overflow { what: "insn count" })?;
     let status_off = align8(opts.base)?;
     let names_off = add(status_off, status::SIZE)?;

@@ -26,18 +26,40 @@
 //! Inside: `layout` (where each blob field is), `lookups` (which lookup a
 //! site needs, and its first site), `emit` (the loader, written with
 //! [`crate::asm`]), `readback` and `disasm`.
+//!
+//! A whole load (libbpf's gen_loader proper) is [`plan_load`] and
+//! [`emit_load`] over a [`Load`]: one loader that loads the BTF, creates,
+//! fills and freezes the maps, resolves each program's ksyms with the
+//! same per-site code and loads the programs, all inside the kernel,
+//! handing the descriptors back in its context ([`ctx`]) — or the
+//! [`Step`] that failed, after closing everything it created. Inside:
+//! `load` (the description, the context), `attr` (`bpf_attr` offsets),
+//! `place` (where each piece is in the blob), `blob` and `loader`.
 
+mod attr;
+mod blob;
 mod disasm;
 mod emit;
 mod layout;
+mod load;
+#[cfg(test)]
+mod load_tests;
+mod loader;
 mod lookups;
+mod place;
 mod readback;
 #[cfg(test)]
 mod tests;
 
+pub use attr::{MapCreate, OBJ_NAME_LEN};
 pub use disasm::disasm;
 pub use layout::Layout;
+pub use load::{
+    ctx, ctx_size, failure, fds, AttachTarget, Failure, Load, MapDef, ProgDef, Records, Step, MAX_MAPS, MAX_PROGS,
+};
+pub use loader::{emit_load, plan_load, program_insns};
 pub use lookups::MAX_LOOKUPS;
+pub use place::LoadLayout;
 pub use readback::{fd_array, patched_insns, status};
 
 use crate::asm::Asm;
@@ -175,14 +197,7 @@ fn write_blob(
     blob.get_mut(opts.base as usize..layout.end as usize)
         .ok_or(short)?
         .fill(0);
-    let mut name_off = layout.names_off as usize;
-    for entry in lookups.firsts() {
-        let name = entry?.ext.lookup_name();
-        blob.get_mut(name_off..name_off + name.len())
-            .ok_or(short)?
-            .copy_from_slice(name.as_bytes());
-        name_off += layout::name_room(name)? as usize;
-    }
+    blob::write_names(lookups, layout.names_off, blob)?;
     let program = crate::insn::as_bytes(insns);
     let start = layout.insns_off as usize;
     blob.get_mut(start..start + program.len())

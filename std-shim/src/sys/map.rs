@@ -106,8 +106,7 @@ pub(crate) fn map_lookup_elem(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) 
 }
 
 /// Makes the map `fd` read-only for user space (`BPF_MAP_FREEZE`, Linux 5.2).
-#[cfg(test)]
-fn map_freeze(fd: BorrowedFd<'_>) -> Result<(), BpfError> {
+pub(crate) fn map_freeze(fd: BorrowedFd<'_>) -> Result<(), BpfError> {
     let mut attr = super::uapi::MapFreezeAttr {
         map_fd: fd.as_raw_fd() as u32,
     };

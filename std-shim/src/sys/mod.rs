@@ -31,8 +31,9 @@ pub(crate) use btf::{btf_data, btf_get_fd_by_id, btf_get_next_id};
 pub use btf::{btf_info, btf_load, btf_objects, BtfInfo, BtfObject};
 pub use error::BpfError;
 pub(crate) use fd::adopt_kernel_fd;
-pub(crate) use map::{map_create, map_lookup_elem, map_update_elem};
+pub(crate) use map::{map_create, map_freeze, map_lookup_elem, map_update_elem};
 pub use mmap::Mmap;
+pub(crate) use prog::loader_test_run;
 pub(crate) use prog::{prog_load, ProgBtf, ProgLoad};
 pub use prog::{prog_test_run, TestRun, TestRunResult};
 pub(crate) use uapi::BPF_MAP_TYPE_ARRAY;
@@ -128,7 +129,7 @@ fn obj_name(name: &str) -> [u8; uapi::BPF_OBJ_NAME_LEN] {
 }
 
 /// The text of a NUL-terminated buffer the kernel filled.
-fn c_string(bytes: &[u8]) -> String {
+pub(crate) fn c_string(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..len]).into_owned()
 }

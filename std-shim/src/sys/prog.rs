@@ -238,6 +238,61 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, run: &mut TestRun<'_>) -> Result<Test
     })
 }
 
+/// Runs a loader emitted by [`ksymrelo_core::gen::emit_load`] once over
+/// `ctx` (its context, [`ksymrelo_core::gen::ctx`]), lending it `log` for
+/// the BTF and verifier logs of what it loads: the log's address and size
+/// are written into `ctx` here, so that the buffer stays borrowed for the
+/// whole run (`log_level` is 1 with a log, 0 without). `flags` go into
+/// the context's flags ([`ksymrelo_core::gen::ctx::PROGRAM_LOG_ONLY`]).
+///
+/// Errors: `EINVAL` for a context too short to hold the log fields or a
+/// log longer than the kernel takes; otherwise the kernel's errno.
+pub(crate) fn loader_test_run(
+    prog: BorrowedFd<'_>,
+    ctx: &mut [u8],
+    log: Option<&mut [u8]>,
+    flags: u32,
+) -> Result<TestRunResult, BpfError> {
+    use ksymrelo_core::gen::ctx as c;
+    let cmd = BpfCommand::ProgTestRun;
+    if ctx.len() < c::FDS as usize {
+        return Err(BpfError::invalid(cmd, format!("loader context of {} bytes", ctx.len())));
+    }
+    let (level, size, buf) = match log {
+        Some(log) if log.len() >= LOG_SIZE_MIN => {
+            let len = log.len().min(LOG_SIZE_MAX);
+            log[0] = 0;
+            (LOG_LEVEL_VERBOSE, len as u32, ptr_of_mut(log))
+        }
+        _ => (0, 0, 0),
+    };
+    let put =
+        |ctx: &mut [u8], at: u32, bytes: &[u8]| ctx[at as usize..at as usize + bytes.len()].copy_from_slice(bytes);
+    put(ctx, c::FLAGS, &flags.to_ne_bytes());
+    put(ctx, c::LOG_LEVEL, &level.to_ne_bytes());
+    put(ctx, c::LOG_SIZE, &size.to_ne_bytes());
+    put(ctx, c::LOG_BUF, &buf.to_ne_bytes());
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ctx_size_in: len_u32(cmd, ctx.len(), "ctx_in")?,
+        ctx_in: ptr_of_mut(ctx),
+        ..Default::default()
+    };
+    // SAFETY: `ctx` is exclusively borrowed for `ctx_size_in` bytes, which
+    // bound what the kernel reads and writes back there. The loader passes
+    // the log address and size it finds in `ctx` to the BTF and program
+    // loads it runs, which write at most `log_size` bytes there during this
+    // call: that is `log`, exclusively borrowed until this function returns
+    // (or no log at all: address and size 0).
+    unsafe { bpf(cmd, &mut attr)? };
+    Ok(TestRunResult {
+        retval: attr.retval,
+        duration: attr.duration,
+        data_size_out: attr.data_size_out,
+        ctx_size_out: attr.ctx_size_out,
+    })
+}
+
 /// Type, id and sizes of the program `fd`.
 #[cfg(test)]
 fn prog_info(fd: BorrowedFd<'_>) -> Result<super::uapi::ProgInfoRaw, BpfError> {

@@ -259,7 +259,6 @@ pub(crate) struct MapElemAttr {
 const _: () = assert!(size_of::<ProgInfoRaw>() == 24);
 
 /// The attribute of `BPF_MAP_FREEZE`.
-#[cfg(test)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct MapFreezeAttr {

@@ -1,0 +1,221 @@
+//! Runs a whole-load loader ([`ksymrelo_core::gen::emit_load`], libbpf's
+//! light-skeleton way): the blob goes into a frozen one-entry array map,
+//! the loader is loaded as a sleepable `BPF_PROG_TYPE_SYSCALL` program
+//! that reaches the blob through its fd_array, and one
+//! `BPF_PROG_TEST_RUN` over the context creates everything inside the
+//! kernel. What comes back: the maps' and programs' descriptors, owned.
+//!
+//! ```no_run
+//! use ksymrelo_core::gen::{Load, MapCreate, MapDef};
+//! use ksymrelo_std::skel::{load, SkelOptions};
+//!
+//! let maps = [MapDef { attr: MapCreate::new(2, 4, 8, 1, "counts"), ..Default::default() }];
+//! let loaded = load(&Load { btf: None, maps: &maps, progs: &[] }, &SkelOptions::default())?;
+//! assert_eq!(loaded.maps.len(), 1);
+//! # Ok::<(), ksymrelo_std::Error>(())
+//! ```
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use ksymrelo_core::gen::{self, Failure, Load, LoadLayout, Step};
+use ksymrelo_core::insn::Insn;
+
+use crate::error::{Error, ResolverFault, Result};
+use crate::sys;
+
+/// How to run a loader.
+#[derive(Clone, Copy, Debug)]
+pub struct SkelOptions {
+    /// Size of the log buffer lent to a failed BTF or program load (which
+    /// is then run again with the log on); 0: no log.
+    pub log_size: usize,
+}
+
+impl Default for SkelOptions {
+    fn default() -> Self {
+        SkelOptions { log_size: 1 << 20 }
+    }
+}
+
+/// What a successful load created.
+#[derive(Debug)]
+pub struct Loaded {
+    /// One per map of the load, in its order.
+    pub maps: Vec<OwnedFd>,
+    /// One per program of the load, in its order.
+    pub progs: Vec<OwnedFd>,
+    /// The blob as the loader left it (programs' instructions as loaded).
+    pub blob: Vec<u8>,
+    /// Its layout.
+    pub layout: LoadLayout,
+}
+
+impl Loaded {
+    /// Program `prog`'s instructions as the loader patched and loaded them
+    /// (module BTF fds in them are closed numbers).
+    pub fn program_insns(&self, load: &Load<'_>, prog: usize) -> Result<Vec<Insn>> {
+        Ok(gen::program_insns(load, &self.blob, prog)?.to_vec())
+    }
+}
+
+/// What one run of a loader left.
+#[derive(Debug)]
+pub struct Run {
+    /// The loader's return value (0, or the failed step's `-errno`).
+    pub retval: i32,
+    /// The context after the run.
+    pub ctx: Vec<u8>,
+    /// The blob after the run.
+    pub blob: Vec<u8>,
+}
+
+/// Emits the loader for `load`, runs it, and returns the descriptors.
+///
+/// Errors: the loader refused ([`Error::Bpf`], with the verifier log), or
+/// a step failing inside the kernel ([`Error::Loader`]: which step, named,
+/// the kernel's errno, and for a BTF or program load the log). On failure
+/// the loader has closed whatever it created.
+pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
+    let planned = gen::plan_load(load)?;
+    let mut loader = vec![Insn::default(); planned.loader_len as usize];
+    let mut blob = vec![0u8; planned.end as usize];
+    let layout = gen::emit_load(load, &mut loader, &mut blob)?;
+    let run = run_loader(&loader, &blob, layout.ctx_size, None, 0)?;
+    // Take every descriptor first, so each is closed on every path below.
+    let mut fds = gen::fds(&run.ctx, load.maps.len(), load.progs.len()).map(|fd| {
+        if run.retval == 0 {
+            sys::adopt_kernel_fd(fd)
+        } else {
+            None
+        }
+    });
+    let maps: Vec<Option<OwnedFd>> = fds.by_ref().take(load.maps.len()).collect();
+    let progs: Vec<Option<OwnedFd>> = fds.collect();
+    if let Some(failure) = gen::failure(&run.ctx) {
+        let mut log = None;
+        if matches!(failure.step, Step::Btf | Step::Program(_)) && opts.log_size > 0 {
+            let mut buf = vec![0u8; opts.log_size];
+            let flags = match failure.step {
+                Step::Btf => 0,
+                _ => gen::ctx::PROGRAM_LOG_ONLY,
+            };
+            let again = run_loader(&loader, &blob, layout.ctx_size, Some(&mut buf), flags)?;
+            if gen::failure(&again.ctx).is_some() {
+                log = Some(sys::c_string(&buf)).filter(|l| !l.is_empty());
+            } else if again.retval == 0 {
+                // It loaded this time: what it created is not wanted.
+                for fd in gen::fds(&again.ctx, load.maps.len(), load.progs.len()) {
+                    drop(sys::adopt_kernel_fd(fd));
+                }
+            }
+        }
+        return Err(loader_error(load, failure, log));
+    }
+    if run.retval != 0 {
+        return Err(Error::ResolverFault(ResolverFault::Returned(run.retval)));
+    }
+    let owned = |v: Vec<Option<OwnedFd>>| -> Result<Vec<OwnedFd>> {
+        v.into_iter()
+            .map(|fd| fd.ok_or(Error::ResolverFault(ResolverFault::NotBpfFd(-1))))
+            .collect()
+    };
+    Ok(Loaded {
+        maps: owned(maps)?,
+        progs: owned(progs)?,
+        blob: run.blob,
+        layout,
+    })
+}
+
+/// Runs `loader` once over `blob` with a zeroed context of `ctx_size`
+/// bytes (and `log` lent to what it loads; `flags`: the context's), and
+/// reads both back.
+///
+/// Descriptors the loader leaves in the context become this process's:
+/// the caller must take them ([`load`] does).
+pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut [u8]>, flags: u32) -> Result<Run> {
+    let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, "ksymrelo_skel")
+        .map_err(|e| Error::bpf("creating the loader's blob map", e))?;
+    sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), blob)
+        .map_err(|e| Error::bpf("writing the loader blob", e))?;
+    sys::map_freeze(map.as_fd()).map_err(|e| Error::bpf("freezing the loader blob", e))?;
+    let fd_array = [map.as_raw_fd()];
+    let mut verifier_log = vec![0u8; 1 << 20];
+    let prog = sys::prog_load(&mut sys::ProgLoad {
+        prog_type: sys::BPF_PROG_TYPE_SYSCALL,
+        insns: ksymrelo_core::insn::as_bytes(loader),
+        license: c"Dual BSD/GPL",
+        name: Some("ksymrelo_skel"),
+        prog_flags: sys::BPF_F_SLEEPABLE,
+        expected_attach_type: 0,
+        fd_array: Some(&fd_array),
+        log: Some(&mut verifier_log),
+        btf: None,
+    })
+    .map_err(|e| Error::bpf("loading the light-skeleton loader", e))?;
+    let mut ctx = vec![0u8; ctx_size as usize];
+    if let Some(sz) = ctx.get_mut(..4) {
+        sz.copy_from_slice(&ctx_size.to_ne_bytes());
+    }
+    let run = sys::loader_test_run(prog.as_fd(), &mut ctx, log, flags)
+        .map_err(|e| Error::bpf("running the light-skeleton loader", e))?;
+    let mut after = vec![0u8; blob.len()];
+    sys::map_lookup_elem(map.as_fd(), &0u32.to_ne_bytes(), &mut after)
+        .map_err(|e| Error::bpf("reading the loader blob back", e))?;
+    Ok(Run {
+        retval: run.retval as i32,
+        ctx,
+        blob: after,
+    })
+}
+
+/// Copies the value of `key` of the array or hash map `fd` (one the
+/// loader created, say) into `value`, which must be its value size.
+pub fn map_lookup(fd: std::os::fd::BorrowedFd<'_>, key: u32, value: &mut [u8]) -> Result<()> {
+    sys::map_lookup_elem(fd, &key.to_ne_bytes(), value).map_err(|e| Error::bpf("reading a map element", e))
+}
+
+/// The error of a failed step, its map, program or extern named.
+fn loader_error(load: &Load<'_>, failure: Failure, log: Option<String>) -> Error {
+    let map = |i: u32| {
+        let name = load
+            .maps
+            .get(i as usize)
+            .map(|m| sys::c_string(&m.attr.name))
+            .unwrap_or_default();
+        format!("map {i} '{name}'")
+    };
+    let prog = |i: u32| {
+        let name = load.progs.get(i as usize).map_or("?", |p| p.name);
+        format!("program {i} '{name}'")
+    };
+    let step = match failure.step {
+        Step::Btf => "loading the BTF".to_owned(),
+        Step::MapCreate(i) => format!("creating {}", map(i)),
+        Step::MapUpdate(i) => format!("writing the initial value of {}", map(i)),
+        Step::MapFreeze(i) => format!("freezing {}", map(i)),
+        Step::Extern { prog: p, extern_idx } => {
+            let name = load
+                .progs
+                .get(p as usize)
+                .and_then(|d| d.externs.get(extern_idx as usize))
+                .map_or("?", |e| e.name);
+            format!("resolving extern '{name}' of {}", prog(p))
+        }
+        Step::AttachTarget(i) => {
+            let target = load
+                .progs
+                .get(i as usize)
+                .and_then(|p| p.attach)
+                .map_or("?", |t| t.name);
+            format!("finding the attach target '{target}' of {}", prog(i))
+        }
+        Step::Program(i) => format!("loading {}", prog(i)),
+    };
+    Error::Loader {
+        step,
+        at: failure.step,
+        errno: failure.error.checked_neg().unwrap_or(libc::EIO),
+        log,
+    }
+}
