@@ -83,12 +83,13 @@ pub enum Error {
     /// A step of a light-skeleton loader ([`crate::skel`]) failed inside
     /// the kernel; the loader closed what it had created.
     #[error(
-        "light-skeleton loader: {step} failed: {}{}",
+        "{step}: {}{}",
         io::Error::from_raw_os_error(*errno),
         log.as_deref().map(|l| format!("\nlog:\n{l}")).unwrap_or_default()
     )]
     Loader {
-        /// The step, its map, program or extern named.
+        /// What failed, its map, program or extern named (a strong extern
+        /// the kernel lacks in libbpf's words).
         step: String,
         /// The step as the loader recorded it.
         at: ksymrelo_core::gen::Step,
@@ -101,6 +102,12 @@ pub enum Error {
     /// the resolver program) misbehaved.
     #[error("{0}")]
     ResolverFault(ResolverFault),
+    /// A loader file ([`crate::loader_file`]) that cannot be one.
+    #[error("loader file: {problem}")]
+    LoaderFile {
+        /// What is wrong with it.
+        problem: String,
+    },
 
     // ---- the caller asked for what cannot be done ----
     /// The object has typeless ksyms, but the kernel facts were given as
@@ -234,12 +241,17 @@ impl Error {
                 C::Mismatch { .. } => Reason::Usage,
                 _ => Reason::BadObject,
             },
+            Error::Loader {
+                at: ksymrelo_core::gen::Step::Extern { .. },
+                errno: libc::ENOENT,
+                ..
+            } => Reason::NotFound,
             Error::Io { .. } | Error::Bpf { .. } | Error::Loader { .. } => Reason::KernelFacts,
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,
             Error::Usage(_) | Error::NoKallsyms => Reason::Usage,
-            Error::InsnSite { .. } => Reason::BadObject,
+            Error::InsnSite { .. } | Error::LoaderFile { .. } => Reason::BadObject,
             Error::ResolverFault(_) => Reason::KernelFacts,
             Error::InKernel { .. } => Reason::NotFound,
         }

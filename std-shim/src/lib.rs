@@ -21,6 +21,7 @@ pub mod inkernel;
 pub mod kallsyms_record;
 pub mod kernel;
 pub mod load;
+pub mod loader_file;
 pub mod modes;
 pub mod relocate;
 pub mod report;

@@ -13,7 +13,7 @@
 //! | 0 | 8 | magic `KSYMRELO` |
 //! | 8 | 4 | format version ([`VERSION`]) |
 //! | 12 | 4 | header size (64) |
-//! | 16 | 8 | FNV-1a 64 of every byte after the header |
+//! | 16 | 8 | FNV-1a 64 of every other byte of the file (this field left out) |
 //! | 24 | 4 | loader instructions (count) |
 //! | 28 | 4 | blob bytes |
 //! | 32 | 4 | loader context bytes |
@@ -85,10 +85,12 @@ pub struct LoaderFile {
     pub object: Vec<u8>,
 }
 
-/// FNV-1a, 64 bits: any one changed byte changes it (each step is a
-/// bijection of the state for a given input byte).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+/// FNV-1a, 64 bits, over a file's bytes but its checksum field: any one
+/// changed byte changes it (each step is a bijection of the state for a
+/// given input byte).
+fn checksum(file: &[u8]) -> u64 {
+    let covered = file[..16].iter().chain(&file[24..]);
+    covered.fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
@@ -147,7 +149,7 @@ impl LoaderFile {
         out.extend_from_slice(MAGIC);
         put_u32(&mut out, VERSION);
         put_u32(&mut out, HEADER_SIZE as u32);
-        out.extend_from_slice(&fnv1a(&body).to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
         for n in [
             count("loader instructions", self.loader.len())?,
             count("blob bytes", self.blob.len())?,
@@ -162,28 +164,36 @@ impl LoaderFile {
         }
         out.resize(HEADER_SIZE, 0);
         out.extend_from_slice(&body);
+        let sum = checksum(&out);
+        out[16..24].copy_from_slice(&sum.to_le_bytes());
         Ok(out)
     }
 
     /// Reads a file's bytes: every length, offset and name checked, the
     /// checksum first.
     pub fn from_bytes(data: &[u8]) -> Result<LoaderFile> {
-        let header = data
-            .get(..HEADER_SIZE)
-            .ok_or_else(|| bad(format!("{} bytes: shorter than the {HEADER_SIZE}-byte header", data.len())))?;
+        let header = data.get(..HEADER_SIZE).ok_or_else(|| {
+            bad(format!(
+                "{} bytes: shorter than the {HEADER_SIZE}-byte header",
+                data.len()
+            ))
+        })?;
         if &header[..8] != MAGIC {
             return Err(bad("not a ksymrelo loader file (no KSYMRELO magic)".into()));
         }
         let u32_at = |off: usize| u32::from_le_bytes(header[off..off + 4].try_into().expect("4 bytes"));
         if u32_at(8) != VERSION {
-            return Err(bad(format!("format version {} (this ksymrelo reads {VERSION})", u32_at(8))));
+            return Err(bad(format!(
+                "format version {} (this ksymrelo reads {VERSION})",
+                u32_at(8)
+            )));
         }
         if u32_at(12) as usize != HEADER_SIZE || u32_at(44) != 0 || header[56..].iter().any(|b| *b != 0) {
             return Err(bad("malformed header".into()));
         }
         let body = &data[HEADER_SIZE..];
         let sum = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
-        if fnv1a(body) != sum {
+        if checksum(data) != sum {
             return Err(bad("checksum mismatch: the file was altered or truncated".into()));
         }
         let [insn_cnt, blob_len, ctx_size, map_cnt, prog_cnt, _, str_len, object_len] =
@@ -191,10 +201,12 @@ impl LoaderFile {
         let mut at = 0usize;
         let mut take = |what: &str, len: Option<usize>| -> Result<&[u8]> {
             let len = len.ok_or_else(|| bad(format!("{what}: size overflows")))?;
-            let part = at
-                .checked_add(len)
-                .and_then(|end| body.get(at..end))
-                .ok_or_else(|| bad(format!("{what}: {len} bytes at {} past the file's end", HEADER_SIZE + at)))?;
+            let part = at.checked_add(len).and_then(|end| body.get(at..end)).ok_or_else(|| {
+                bad(format!(
+                    "{what}: {len} bytes at {} past the file's end",
+                    HEADER_SIZE + at
+                ))
+            })?;
             at += len.next_multiple_of(8);
             Ok(part)
         };
@@ -212,14 +224,22 @@ impl LoaderFile {
             let tail = strings
                 .get(off..)
                 .ok_or_else(|| bad(format!("name offset {off} past the string table")))?;
-            let end = memchr::memchr(0, tail).ok_or_else(|| bad(format!("name at {off} is not NUL-terminated")))?;
+            let end = tail
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| bad(format!("name at {off} is not NUL-terminated")))?;
             String::from_utf8(tail[..end].to_vec()).map_err(|_| bad(format!("name at {off} is not UTF-8")))
         };
         let word = |rec: &[u8], i: usize| u32::from_le_bytes(rec[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         let loader = ksymrelo_core::insn::insns(loader_bytes)?.to_vec();
         let maps = maps
             .chunks_exact(8)
-            .map(|r| Ok(MapEntry { name: name(&r[..4])?, map_type: word(r, 1) }))
+            .map(|r| {
+                Ok(MapEntry {
+                    name: name(&r[..4])?,
+                    map_type: word(r, 1),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let progs = progs
             .chunks_exact(20)
@@ -258,7 +278,10 @@ mod tests {
             loader: vec![Insn::new(0xb7, 0, 0, 0, 0), Insn::new(0x95, 0, 0, 0, 0)],
             blob: (0..40u8).collect(),
             ctx_size: 48,
-            maps: vec![MapEntry { name: "obj.bss".into(), map_type: 2 }],
+            maps: vec![MapEntry {
+                name: "obj.bss".into(),
+                map_type: 2,
+            }],
             progs: vec![ProgEntry {
                 name: "prog".into(),
                 section: "syscall".into(),
@@ -289,7 +312,10 @@ mod tests {
             }
         }
         for len in 0..bytes.len() {
-            assert!(LoaderFile::from_bytes(&bytes[..len]).is_err(), "truncated to {len} accepted");
+            assert!(
+                LoaderFile::from_bytes(&bytes[..len]).is_err(),
+                "truncated to {len} accepted"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -306,7 +332,7 @@ mod tests {
         assert!(err.contains("program 'prog': instructions outside the blob"), "{err}");
         let mut bytes = sample().to_bytes().unwrap();
         bytes[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
-        let sum = fnv1a(&bytes[HEADER_SIZE..]);
+        let sum = checksum(&bytes);
         bytes[16..24].copy_from_slice(&sum.to_le_bytes());
         let err = LoaderFile::from_bytes(&bytes).unwrap_err().to_string();
         assert!(err.contains("blob") && err.contains("past the file's end"), "{err}");

@@ -17,7 +17,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use ksymrelo_core::gen::{self, Failure, Load, LoadLayout, Step};
+use ksymrelo_core::gen::{self, Failure, Load, Step};
 use ksymrelo_core::insn::Insn;
 
 use crate::error::{Error, ResolverFault, Result};
@@ -46,8 +46,6 @@ pub struct Loaded {
     pub progs: Vec<OwnedFd>,
     /// The blob as the loader left it (programs' instructions as loaded).
     pub blob: Vec<u8>,
-    /// Its layout.
-    pub layout: LoadLayout,
 }
 
 impl Loaded {
@@ -69,6 +67,36 @@ pub struct Run {
     pub blob: Vec<u8>,
 }
 
+/// The names a loader's steps refer to, for its errors: whoever runs a
+/// loader (from a [`Load`], or from a file) says what its indexes are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepNames {
+    /// Map names, by map index.
+    pub maps: Vec<String>,
+    /// Program names, by program index.
+    pub progs: Vec<String>,
+    /// The object's extern names, by extern index.
+    pub externs: Vec<String>,
+    /// Each program's attach target, if it has one.
+    pub attach: Vec<Option<String>>,
+}
+
+impl StepNames {
+    /// The names of `load`'s maps, programs, externs and attach targets.
+    pub fn of(load: &Load<'_>) -> Self {
+        StepNames {
+            maps: load.maps.iter().map(|m| sys::c_string(&m.attr.name)).collect(),
+            progs: load.progs.iter().map(|p| p.name.to_owned()).collect(),
+            externs: load
+                .progs
+                .first()
+                .map(|p| p.externs.iter().map(|e| e.name.to_owned()).collect())
+                .unwrap_or_default(),
+            attach: load.progs.iter().map(|p| p.attach.map(|t| t.name.to_owned())).collect(),
+        }
+    }
+}
+
 /// Emits the loader for `load`, runs it, and returns the descriptors.
 ///
 /// Errors: the loader refused ([`Error::Bpf`], with the verifier log), or
@@ -80,16 +108,24 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
     let mut loader = vec![Insn::default(); planned.loader_len as usize];
     let mut blob = vec![0u8; planned.end as usize];
     let layout = gen::emit_load(load, &mut loader, &mut blob)?;
-    let run = run_loader(&loader, &blob, layout.ctx_size, None, 0)?;
+    run(&loader, &blob, layout.ctx_size, &StepNames::of(load), opts)
+}
+
+/// Runs an emitted loader (`loader`, `blob`, the context size of its
+/// layout) and returns the descriptors it created, one per name in
+/// `names.maps` and `names.progs`; errors as [`load`]'s.
+pub fn run(loader: &[Insn], blob: &[u8], ctx_size: u32, names: &StepNames, opts: &SkelOptions) -> Result<Loaded> {
+    let (map_cnt, prog_cnt) = (names.maps.len(), names.progs.len());
+    let run = run_loader(loader, blob, ctx_size, None, 0)?;
     // Take every descriptor first, so each is closed on every path below.
-    let mut fds = gen::fds(&run.ctx, load.maps.len(), load.progs.len()).map(|fd| {
+    let mut fds = gen::fds(&run.ctx, map_cnt, prog_cnt).map(|fd| {
         if run.retval == 0 {
             sys::adopt_kernel_fd(fd)
         } else {
             None
         }
     });
-    let maps: Vec<Option<OwnedFd>> = fds.by_ref().take(load.maps.len()).collect();
+    let maps: Vec<Option<OwnedFd>> = fds.by_ref().take(map_cnt).collect();
     let progs: Vec<Option<OwnedFd>> = fds.collect();
     if let Some(failure) = gen::failure(&run.ctx) {
         let mut log = None;
@@ -99,17 +135,17 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
                 Step::Btf => 0,
                 _ => gen::ctx::PROGRAM_LOG_ONLY,
             };
-            let again = run_loader(&loader, &blob, layout.ctx_size, Some(&mut buf), flags)?;
+            let again = run_loader(loader, blob, ctx_size, Some(&mut buf), flags)?;
             if gen::failure(&again.ctx).is_some() {
                 log = Some(sys::c_string(&buf)).filter(|l| !l.is_empty());
             } else if again.retval == 0 {
                 // It loaded this time: what it created is not wanted.
-                for fd in gen::fds(&again.ctx, load.maps.len(), load.progs.len()) {
+                for fd in gen::fds(&again.ctx, map_cnt, prog_cnt) {
                     drop(sys::adopt_kernel_fd(fd));
                 }
             }
         }
-        return Err(loader_error(load, failure, log));
+        return Err(loader_error(names, failure, log));
     }
     if run.retval != 0 {
         return Err(Error::ResolverFault(ResolverFault::Returned(run.retval)));
@@ -123,7 +159,6 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
         maps: owned(maps)?,
         progs: owned(progs)?,
         blob: run.blob,
-        layout,
     })
 }
 
@@ -175,47 +210,45 @@ pub fn map_lookup(fd: std::os::fd::BorrowedFd<'_>, key: u32, value: &mut [u8]) -
     sys::map_lookup_elem(fd, &key.to_ne_bytes(), value).map_err(|e| Error::bpf("reading a map element", e))
 }
 
-/// The error of a failed step, its map, program or extern named.
-fn loader_error(load: &Load<'_>, failure: Failure, log: Option<String>) -> Error {
-    let map = |i: u32| {
-        let name = load
-            .maps
-            .get(i as usize)
-            .map(|m| sys::c_string(&m.attr.name))
-            .unwrap_or_default();
-        format!("map {i} '{name}'")
-    };
-    let prog = |i: u32| {
-        let name = load.progs.get(i as usize).map_or("?", |p| p.name);
-        format!("program {i} '{name}'")
-    };
+/// The error of a failed step, its map, program or extern named. A
+/// strong extern the kernel lacks is told in libbpf's words.
+fn loader_error(names: &StepNames, failure: Failure, log: Option<String>) -> Error {
+    let name = |list: &[String], i: u32| list.get(i as usize).map_or("?", String::as_str).to_owned();
+    let map = |i: u32| format!("map {i} '{}'", name(&names.maps, i));
+    let prog = |i: u32| format!("program {i} '{}'", name(&names.progs, i));
+    let errno = failure.error.checked_neg().unwrap_or(libc::EIO);
     let step = match failure.step {
-        Step::Btf => "loading the BTF".to_owned(),
-        Step::MapCreate(i) => format!("creating {}", map(i)),
-        Step::MapUpdate(i) => format!("writing the initial value of {}", map(i)),
-        Step::MapFreeze(i) => format!("freezing {}", map(i)),
+        Step::Btf => "light-skeleton loader: loading the BTF failed".to_owned(),
+        Step::MapCreate(i) => format!("light-skeleton loader: creating {} failed", map(i)),
+        Step::MapUpdate(i) => format!("light-skeleton loader: writing the initial value of {} failed", map(i)),
+        Step::MapFreeze(i) => format!("light-skeleton loader: freezing {} failed", map(i)),
         Step::Extern { prog: p, extern_idx } => {
-            let name = load
-                .progs
-                .get(p as usize)
-                .and_then(|d| d.externs.get(extern_idx as usize))
-                .map_or("?", |e| e.name);
-            format!("resolving extern '{name}' of {}", prog(p))
+            let ext = name(&names.externs, extern_idx);
+            if errno == libc::ENOENT {
+                // libbpf's words for it.
+                format!("extern '{ext}' (strong): not resolved (in {})", prog(p))
+            } else {
+                format!("light-skeleton loader: resolving extern '{ext}' of {} failed", prog(p))
+            }
         }
         Step::AttachTarget(i) => {
-            let target = load
-                .progs
+            let target = names
+                .attach
                 .get(i as usize)
-                .and_then(|p| p.attach)
-                .map_or("?", |t| t.name);
-            format!("finding the attach target '{target}' of {}", prog(i))
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| "?".into());
+            format!(
+                "light-skeleton loader: finding the attach target '{target}' of {} failed",
+                prog(i)
+            )
         }
-        Step::Program(i) => format!("loading {}", prog(i)),
+        Step::Program(i) => format!("light-skeleton loader: loading {} failed", prog(i)),
     };
     Error::Loader {
         step,
         at: failure.step,
-        errno: failure.error.checked_neg().unwrap_or(libc::EIO),
+        errno,
         log,
     }
 }
