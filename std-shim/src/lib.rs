@@ -17,6 +17,7 @@
 pub mod check;
 pub mod error;
 mod explain;
+pub mod generate;
 pub mod inkernel;
 pub mod kallsyms_record;
 pub mod kernel;

@@ -58,6 +58,33 @@ enum Command {
         #[arg(long)]
         no_kallsyms_record: bool,
     },
+    /// Generate a light-skeleton loader for OBJECT: a BPF_PROG_TYPE_SYSCALL
+    /// program that loads the object's BTF, creates its maps, resolves its
+    /// ksyms and loads its programs inside the kernel (libbpf's gen_loader
+    /// way).
+    Gen {
+        /// A BPF ELF object (clang -target bpf).
+        object: PathBuf,
+        /// Write the loader to FILE (run it later with `ksymrelo run FILE`).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Run the loader now, on this kernel.
+        #[arg(long)]
+        run: bool,
+        /// With --run: print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a loader `ksymrelo gen -o FILE` wrote: every map and program of
+    /// its object created inside this kernel, extern types checked first.
+    Run {
+        /// A file `ksymrelo gen -o` wrote.
+        file: PathBuf,
+        /// Print one JSON document: maps, programs (with the instructions
+        /// the kernel received) and externs.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check on which of many saved kernels every ksym of OBJECT resolves.
     #[command(after_help = CHECK_HELP)]
     Check {
@@ -178,9 +205,92 @@ fn check(object: &std::path::Path, kernels: &std::path::Path, json: bool) -> Exi
     ExitCode::from(status)
 }
 
+/// Prints a failure (as JSON too with `json`) and gives its exit status.
+fn fail(what: &std::path::Path, e: &ksymrelo_std::Error, json: bool) -> ExitCode {
+    if json {
+        emit(&format!("{}\n", report::error_json(e, &[])));
+    }
+    eprintln!("ksymrelo: {}: {e}", what.display());
+    ExitCode::from(exit_code(e.reason()))
+}
+
+/// `ksymrelo gen`.
+fn gen(object: &std::path::Path, output: Option<&std::path::Path>, run: bool, json: bool) -> ExitCode {
+    use ksymrelo_std::generate;
+    let data = match std::fs::read(object) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ksymrelo: reading {}: {e}", object.display());
+            return ExitCode::from(3);
+        }
+    };
+    let file = match generate::generate(&data, &object.to_string_lossy()) {
+        Ok(f) => f,
+        Err(e) => return fail(object, &e, json),
+    };
+    if let Some(output) = output {
+        let written = file.to_bytes().and_then(|bytes| {
+            std::fs::write(output, bytes)
+                .map_err(|e| ksymrelo_std::Error::io(format!("writing {}", output.display()), e))
+        });
+        if let Err(e) = written {
+            return fail(object, &e, json);
+        }
+    } else if !run {
+        eprintln!("ksymrelo: gen: say where the loader goes (-o FILE), or --run it");
+        return ExitCode::from(2);
+    }
+    if run {
+        return run_file(object, &file, json);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs a generated loader (`ksymrelo run`, `ksymrelo gen --run`).
+fn run_file(what: &std::path::Path, file: &ksymrelo_std::loader_file::LoaderFile, json: bool) -> ExitCode {
+    use ksymrelo_std::generate;
+    let kernel = Kernel::live();
+    let preflight = match generate::preflight(&file.object, &kernel) {
+        Ok(p) => p,
+        Err(e) => return fail(what, &e, json),
+    };
+    if let Some(note) = &preflight.note {
+        eprintln!("ksymrelo: {}: {note}", what.display());
+    }
+    match generate::run(file, &Default::default()) {
+        Ok(ran) => {
+            if json {
+                emit(&format!(
+                    "{}\n",
+                    report::ran_json(&ran, file, preflight.relocation.as_ref())
+                ));
+            } else {
+                emit(&report::ran_table(&ran, file));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(what, &e, json),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Gen {
+            object,
+            output,
+            run,
+            json,
+        } => gen(&object, output.as_deref(), run, json),
+        Command::Run { file, json } => {
+            let loaded = std::fs::read(&file)
+                .map_err(|e| ksymrelo_std::Error::io(format!("reading {}", file.display()), e))
+                .and_then(|bytes| ksymrelo_std::loader_file::LoaderFile::from_bytes(&bytes));
+            match loaded {
+                Ok(f) => run_file(&file, &f, json),
+                Err(e) => fail(&file, &e, json),
+            }
+        }
         Command::Check { object, kernels, json } => check(&object, &kernels, json),
         Command::Resolve {
             object,

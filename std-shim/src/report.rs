@@ -332,3 +332,60 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), to_json(&r));
     }
 }
+
+/// The JSON document of `ksymrelo run --json` (and `gen --run --json`):
+/// `{"maps": [{"name", "type", "fd"}], "programs": [{"name", "section",
+/// "type", "fd", "insns": [[code, dst_reg, src_reg, off, imm], ...]}],
+/// "externs": [...]}` — the instructions as the kernel received them, the
+/// externs as the runner's pre-flight resolved them in user space (empty
+/// when it could not).
+#[cfg(feature = "json")]
+pub fn ran_json(
+    ran: &crate::generate::Ran,
+    file: &crate::loader_file::LoaderFile,
+    preflight: Option<&Relocation>,
+) -> Value {
+    use std::os::fd::AsRawFd;
+    let maps: Vec<Value> = ran
+        .maps
+        .iter()
+        .zip(&file.maps)
+        .map(|((name, fd), m)| json!({"name": name, "type": m.map_type, "fd": fd.as_raw_fd()}))
+        .collect();
+    let programs: Vec<Value> = ran
+        .progs
+        .iter()
+        .zip(&file.progs)
+        .map(|((name, fd, insns), p)| {
+            let insns: Vec<Value> = insns
+                .iter()
+                .map(|i| json!([i.code, i.dst_reg(), i.src_reg(), i.off(), i.imm()]))
+                .collect();
+            json!({"name": name, "section": p.section, "type": p.prog_type, "fd": fd.as_raw_fd(), "insns": insns})
+        })
+        .collect();
+    let externs: Vec<Value> = preflight
+        .map(|r| r.externs.iter().map(extern_json).collect())
+        .unwrap_or_default();
+    json!({"maps": maps, "programs": programs, "externs": externs})
+}
+
+/// What `ksymrelo run` prints: one line per map and per program created.
+pub fn ran_table(ran: &crate::generate::Ran, file: &crate::loader_file::LoaderFile) -> String {
+    use std::os::fd::AsRawFd;
+    let mut out = String::new();
+    for ((name, fd), m) in ran.maps.iter().zip(&file.maps) {
+        let _ = writeln!(out, "map      {name:<16} type {:<3} fd {}", m.map_type, fd.as_raw_fd());
+    }
+    for ((name, fd, insns), p) in ran.progs.iter().zip(&file.progs) {
+        let _ = writeln!(
+            out,
+            "program  {name:<16} {:<20} type {:<3} fd {} ({} instructions)",
+            p.section,
+            p.prog_type,
+            fd.as_raw_fd(),
+            insns.len()
+        );
+    }
+    out
+}

@@ -1,0 +1,309 @@
+//! `ksymrelo gen`: from one BPF object, a light-skeleton loader that does
+//! everything inside the kernel (libbpf's gen_loader way): loads the
+//! object's BTF, creates and fills its maps, resolves every ksym, loads
+//! every program — and hands the descriptors back. The object is linked
+//! by [`ksymrelo_core::link`] as libbpf links it, the loader emitted by
+//! [`ksymrelo_core::gen`], and the result is a [`LoaderFile`] to write
+//! once and run later ([`run`]) on the target.
+
+use std::os::fd::OwnedFd;
+
+use ksymrelo_core::bpf::{flags, map_type};
+use ksymrelo_core::btf::Kind;
+use ksymrelo_core::gen::{self, AttachTarget, Load, MapCreate, MapDef, ProgDef, Records};
+use ksymrelo_core::insn::Insn;
+use ksymrelo_core::link::{self, Info, Linker, MapKind, Segment};
+use ksymrelo_core::object::{Extern, ExternKind, Object, Site};
+
+use crate::error::{Error, Result};
+use crate::loader_file::{LoaderFile, MapEntry, ProgEntry};
+use crate::skel::{self, SkelOptions, StepNames};
+
+/// `struct bpf_core_relo`'s size.
+const CORE_RELO_SIZE: u32 = 16;
+
+/// `.BTF.ext` records for `BPF_PROG_LOAD`: none without the load's BTF,
+/// or when the program has none.
+fn records((bytes, rec_size): &(Vec<u8>, u32), with_btf: bool) -> Option<Records<'_>> {
+    (with_btf && !bytes.is_empty()).then_some(Records {
+        bytes,
+        rec_size: *rec_size,
+    })
+}
+
+/// One program, linked, with what its `BPF_PROG_LOAD` needs, owned.
+struct Linked {
+    name: String,
+    section: String,
+    load: link::Load<'static>,
+    attach: Option<(String, Kind)>,
+    insns: Vec<Insn>,
+    sites: Vec<Site>,
+    func_info: (Vec<u8>, u32),
+    line_info: (Vec<u8>, u32),
+    core_relos: (Vec<u8>, u32),
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The object's license (`SEC("license")`), as libbpf reads it.
+fn license(object: &Object<'_>) -> Result<String> {
+    let elf = object.elf();
+    let Some(section) = elf.section_by_name(b"license")? else {
+        return Ok(String::new());
+    };
+    let data = elf.data_of(&section)?;
+    let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+    Ok(text(&data[..end]))
+}
+
+/// Links every program the object loads (`SEC("?...")` ones are not
+/// loaded, as libbpf's autoload).
+fn link_programs(linker: &Linker<'_, '_>, funcs: &[link::Function<'_>], sites: &[Site]) -> Result<Vec<Linked>> {
+    let mut out = Vec::new();
+    for p in linker.programs() {
+        let func = &funcs[p];
+        if !func.autoload() {
+            continue;
+        }
+        let load = linker.load(p)?;
+        let attach = load.attach.map(|t| (format!("{}{}", t.prefix, text(t.name)), t.kind));
+        let mut segments = vec![Segment::default(); linker.max_segments()];
+        let linked = linker.plan(p, &mut segments)?;
+        let mut insns = vec![Insn::default(); linked.insn_cnt()];
+        linker.write_insns(&linked, &mut insns)?;
+        let n = linker.sites_into(&linked, sites, None)?;
+        let mut prog_sites = vec![Site::default(); n];
+        let prog_sites = linker.sites(&linked, sites, &mut prog_sites)?.to_vec();
+        let records = |info: Info| -> Result<(Vec<u8>, u32)> {
+            let size = linker.ext_info(&linked, info, None)?;
+            let mut bytes = vec![0u8; size.rec_size as usize * size.count];
+            linker.ext_info(&linked, info, Some(&mut bytes))?;
+            Ok((bytes, size.rec_size))
+        };
+        let func_info = records(Info::Func)?;
+        let line_info = records(Info::Line)?;
+        let n = linker.core_relos(&linked, None)?;
+        let mut relos = vec![link::CoreRelo::default(); n];
+        linker.core_relos(&linked, Some(&mut relos))?;
+        let core_relos = relos
+            .iter()
+            .flat_map(|r| [r.insn_off, r.type_id, r.access_str_off, r.kind])
+            .flat_map(|w| w.get().to_le_bytes())
+            .collect::<Vec<u8>>();
+        out.push(Linked {
+            name: text(func.name),
+            section: text(func.sec_name()),
+            load: link::Load { attach: None, ..load },
+            attach,
+            insns,
+            sites: prog_sites,
+            func_info,
+            line_info,
+            core_relos: (core_relos, CORE_RELO_SIZE),
+        });
+    }
+    Ok(out)
+}
+
+/// `BPF_MAP_CREATE` of each map, with its initial value and whether it is
+/// frozen, as libbpf creates them in gen_loader mode.
+fn map_defs<'a>(object: &Object<'a>, maps: &[link::Map<'a>]) -> Result<Vec<MapDef<'a>>> {
+    let elf = object.elf();
+    maps.iter()
+        .map(|m| {
+            let name = std::str::from_utf8(m.kernel_name.as_bytes()).unwrap_or("");
+            let value_size = u32::try_from(m.size)
+                .map_err(|_| Error::Usage(format!("map '{name}': section too large for a map value")))?;
+            match m.kind {
+                MapKind::Data | MapKind::Rodata | MapKind::Bss => {
+                    let mut attr = MapCreate::new(map_type::ARRAY, 4, value_size, 1, name);
+                    let section = elf.section(m.section)?;
+                    let initial = match m.kind {
+                        MapKind::Bss => None,
+                        _ => Some(elf.data_of(&section)?),
+                    };
+                    let rodata = m.kind == MapKind::Rodata;
+                    attr.map_flags = flags::MMAPABLE | if rodata { flags::RDONLY_PROG } else { 0 };
+                    Ok(MapDef {
+                        attr,
+                        initial_value: initial,
+                        freeze: rodata,
+                    })
+                }
+                other => Err(Error::Usage(format!(
+                    "map '{name}': {other:?} maps are not supported by the loader generator yet"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// Generates the loader of `object` (its file name `path` gives libbpf's
+/// object name, which prefixes the global-data maps' names).
+pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
+    let object = Object::parse(object_bytes)?;
+    let btf = object.btf()?;
+    let mut externs = vec![Extern::default(); object.extern_count()];
+    let n = object.externs(&btf, &mut externs)?.len();
+    externs.truncate(n);
+    let mut sites = vec![Site::default(); object.max_site_count()?];
+    let n = object.sites(&externs, &mut sites)?.len();
+    sites.truncate(n);
+    let mut funcs = vec![link::Function::default(); link::function_count(&object)?];
+    let funcs = link::functions(&object, &mut funcs)?;
+    let has_kconfig = externs.iter().any(|e| e.kind == ExternKind::Kconfig);
+    let mut maps = vec![link::Map::default(); link::map_count(&object, has_kconfig)?];
+    let maps = link::maps(&object, link::object_name(path.as_bytes()), has_kconfig, &mut maps)?;
+    let linker = Linker::new(&object, funcs, maps)?;
+    let programs = link_programs(&linker, funcs, &sites)?;
+    let license = license(&object)?;
+    let map_defs = map_defs(&object, maps)?;
+    // The object's BTF as the kernel takes it: not sanitized yet, so not
+    // loaded; programs go without their .BTF.ext records meanwhile.
+    let load_btf: Option<Vec<u8>> = None;
+
+    let with_btf = load_btf.is_some();
+    let prog_defs: Vec<ProgDef<'_>> = programs
+        .iter()
+        .map(|p| ProgDef {
+            name: &p.name,
+            prog_type: p.load.prog_type,
+            expected_attach_type: p.load.expected_attach_type,
+            prog_flags: p.load.prog_flags,
+            license: &license,
+            insns: &p.insns,
+            func_info: records(&p.func_info, with_btf),
+            line_info: records(&p.line_info, with_btf),
+            core_relos: records(&p.core_relos, with_btf),
+            attach: p.attach.as_ref().map(|(name, kind)| AttachTarget { name, kind: *kind }),
+            externs: &externs,
+            sites: &p.sites,
+        })
+        .collect();
+    let load = Load {
+        btf: load_btf.as_deref(),
+        maps: &map_defs,
+        progs: &prog_defs,
+    };
+    let planned = gen::plan_load(&load)?;
+    let mut loader = vec![Insn::default(); planned.loader_len as usize];
+    let mut blob = vec![0u8; planned.end as usize];
+    let layout = gen::emit_load(&load, &mut loader, &mut blob)?;
+    let progs = programs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let insns = gen::program_insns(&load, &blob, i)?;
+            let off = insns.as_ptr() as usize - blob.as_ptr() as usize;
+            Ok(ProgEntry {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                prog_type: p.load.prog_type,
+                blob_insns_off: off as u32,
+                insn_cnt: insns.len() as u32,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LoaderFile {
+        loader,
+        blob,
+        ctx_size: layout.ctx_size,
+        maps: map_defs
+            .iter()
+            .map(|m| MapEntry {
+                name: crate::sys::c_string(&m.attr.name),
+                map_type: m.attr.map_type,
+            })
+            .collect(),
+        progs,
+        object: object_bytes.to_vec(),
+    })
+}
+
+/// What running a loader file created: every map and program, by name,
+/// and each program's instructions as the kernel received them.
+#[derive(Debug)]
+pub struct Ran {
+    /// `(name, fd)` of each map, in map index order.
+    pub maps: Vec<(String, OwnedFd)>,
+    /// `(name, fd, instructions)` of each program, in load order.
+    pub progs: Vec<(String, OwnedFd, Vec<Insn>)>,
+}
+
+/// Runs a loader file: every map and program created inside the kernel;
+/// errors name the map, program or extern that failed.
+pub fn run(file: &LoaderFile, opts: &SkelOptions) -> Result<Ran> {
+    let object = Object::parse(&file.object)?;
+    let btf = object.btf()?;
+    let mut externs = vec![Extern::default(); object.extern_count()];
+    let n = object.externs(&btf, &mut externs)?.len();
+    let names = StepNames {
+        maps: file.maps.iter().map(|m| m.name.clone()).collect(),
+        progs: file.progs.iter().map(|p| p.name.clone()).collect(),
+        externs: externs[..n].iter().map(|e| e.name.to_owned()).collect(),
+        attach: vec![None; file.progs.len()],
+    };
+    let loaded = skel::run(&file.loader, &file.blob, file.ctx_size, &names, opts)?;
+    let insns = |p: &ProgEntry| -> Result<Vec<Insn>> {
+        let start = p.blob_insns_off as usize;
+        let bytes = loaded
+            .blob
+            .get(start..start + p.insn_cnt as usize * 8)
+            .ok_or_else(|| Error::LoaderFile {
+                problem: format!("program '{}': instructions outside the blob", p.name),
+            })?;
+        Ok(ksymrelo_core::insn::insns(bytes)?.to_vec())
+    };
+    let progs = file
+        .progs
+        .iter()
+        .zip(loaded.progs)
+        .map(|(p, fd)| Ok((p.name.clone(), fd, insns(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Ran {
+        maps: file.maps.iter().map(|m| m.name.clone()).zip(loaded.maps).collect(),
+        progs,
+    })
+}
+
+/// The runner's type pre-flight: the object resolved in user space against
+/// `kernel` (libbpf's way, [`crate::relocate`]) before its loader runs,
+/// since the loader cannot compare BTF types.
+#[derive(Debug)]
+pub struct Preflight {
+    /// The user-space resolution, when it succeeded: every extern's
+    /// outcome, as `ksymrelo resolve` reports it.
+    pub relocation: Option<crate::Relocation>,
+    /// Why types were not checked, or what user space found that the
+    /// loader will decide for itself (a strong extern it lacks, a name
+    /// kallsyms lists twice).
+    pub note: Option<String>,
+}
+
+/// Checks the extern types of `object` against `kernel`'s BTF: an
+/// incompatible typed variable or kfunc prototype is an error, told with
+/// both types as C ([`crate::Error::Incompatible`]); a kernel whose BTF
+/// cannot be read is said so in [`Preflight::note`], not an error.
+pub fn preflight(object: &[u8], kernel: &crate::Kernel) -> Result<Preflight> {
+    use crate::error::Reason;
+    match crate::relocate_with(object, kernel, crate::Mode::Auto) {
+        Ok(r) => Ok(Preflight {
+            relocation: Some(r),
+            note: None,
+        }),
+        Err(e) if e.reason() == Reason::Incompatible => Err(e),
+        Err(e) => {
+            let note = match e.reason() {
+                Reason::KernelFacts | Reason::AddressesHidden => format!("extern types not checked: {e}"),
+                _ => format!("user-space resolution: {e} (the loader decides)"),
+            };
+            Ok(Preflight {
+                relocation: None,
+                note: Some(note),
+            })
+        }
+    }
+}
