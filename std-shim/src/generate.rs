@@ -223,6 +223,16 @@ pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
     })
 }
 
+/// The names of the object's externs, in libbpf's extern order (the
+/// loader's extern indexes).
+pub fn extern_names(object: &[u8]) -> Result<Vec<String>> {
+    let object = Object::parse(object)?;
+    let btf = object.btf()?;
+    let mut externs = vec![Extern::default(); object.extern_count()];
+    let externs = object.externs(&btf, &mut externs)?;
+    Ok(externs.iter().map(|e| e.name.to_owned()).collect())
+}
+
 /// What running a loader file created: every map and program, by name,
 /// and each program's instructions as the kernel received them.
 #[derive(Debug)]
@@ -236,14 +246,10 @@ pub struct Ran {
 /// Runs a loader file: every map and program created inside the kernel;
 /// errors name the map, program or extern that failed.
 pub fn run(file: &LoaderFile, opts: &SkelOptions) -> Result<Ran> {
-    let object = Object::parse(&file.object)?;
-    let btf = object.btf()?;
-    let mut externs = vec![Extern::default(); object.extern_count()];
-    let n = object.externs(&btf, &mut externs)?.len();
     let names = StepNames {
         maps: file.maps.iter().map(|m| m.name.clone()).collect(),
         progs: file.progs.iter().map(|p| p.name.clone()).collect(),
-        externs: externs[..n].iter().map(|e| e.name.to_owned()).collect(),
+        externs: extern_names(&file.object)?,
         attach: vec![None; file.progs.len()],
     };
     let loaded = skel::run(&file.loader, &file.blob, file.ctx_size, &names, opts)?;

@@ -23,6 +23,7 @@ pub mod kallsyms_record;
 pub mod kernel;
 pub mod load;
 pub mod loader_file;
+pub mod loader_header;
 pub mod modes;
 pub mod relocate;
 pub mod report;

@@ -65,7 +65,9 @@ enum Command {
     Gen {
         /// A BPF ELF object (clang -target bpf).
         object: PathBuf,
-        /// Write the loader to FILE (run it later with `ksymrelo run FILE`).
+        /// Write the loader to FILE, to run later with `ksymrelo run FILE`;
+        /// FILE ending in .h: a self-contained C header (NAME__load,
+        /// NAME__close, NAME__failure; NAME from FILE's name).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
         /// Run the loader now, on this kernel.
@@ -229,7 +231,17 @@ fn gen(object: &std::path::Path, output: Option<&std::path::Path>, run: bool, js
         Err(e) => return fail(object, &e, json),
     };
     if let Some(output) = output {
-        let written = file.to_bytes().and_then(|bytes| {
+        // NAME.h: a C header; anything else: a loader file for `ksymrelo run`.
+        let bytes = if output.extension().is_some_and(|e| e == "h") {
+            let stem = output.file_stem().unwrap_or_default().to_string_lossy();
+            let name = ksymrelo_std::loader_header::c_identifier(&stem);
+            generate::extern_names(&data).map(|externs| {
+                ksymrelo_std::loader_header::header(&file, &name, &object.to_string_lossy(), &externs).into_bytes()
+            })
+        } else {
+            file.to_bytes()
+        };
+        let written = bytes.and_then(|bytes| {
             std::fs::write(output, bytes)
                 .map_err(|e| ksymrelo_std::Error::io(format!("writing {}", output.display()), e))
         });

@@ -175,7 +175,10 @@ pub enum Step {
 
 impl Step {
     /// (kind, index, extern + 1) as the context holds them.
-    pub(super) fn code(self) -> (u32, u32) {
+    /// How the context records it: the step kind (1 BTF, 2 map create,
+    /// 3 map update, 4 map freeze, 5 extern, 6 attach target, 7 program)
+    /// and its map or program index.
+    pub fn code(self) -> (u32, u32) {
         match self {
             Step::Btf => (1, 0),
             Step::MapCreate(i) => (2, i),
@@ -187,7 +190,9 @@ impl Step {
         }
     }
 
-    fn from_code(kind: u32, index: u32, ext: u32) -> Option<Step> {
+    /// The step recorded as `kind`, `index` and extern index + 1 (`ext`),
+    /// as [`Step::code`] writes them; `None` for none.
+    pub fn from_code(kind: u32, index: u32, ext: u32) -> Option<Step> {
         Some(match kind {
             1 => Step::Btf,
             2 => Step::MapCreate(index),
