@@ -319,6 +319,17 @@ fn c_options_and_results_behave_as_the_header_says() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+#[test]
+fn c_generates_and_runs_light_skeleton_loaders() {
+    if !live("c_generates_and_runs_light_skeleton_loaders") {
+        return;
+    }
+    let pcdir = build_library();
+    let program = compile(&pcdir, "gen_test.c", &[]);
+    let text = run_ok(command(&[], &program, &[&fixture("")], true).to_owned_cmd(), "gen_test");
+    assert!(text.contains("gen: all checks passed"), "{text}");
+}
+
 /// `Command` builders hand out `&mut Command`; the runner takes it whole.
 trait ToOwnedCmd {
     fn to_owned_cmd(&mut self) -> Command;

@@ -16,6 +16,8 @@ use ksymrelo_std::{list_externs, relocate_in_place_if, relocate_insns_with, Insn
 
 use crate::{fail, ksymrelo_kernel, ksymrelo_result, status_text, Failure, LAST_ERROR};
 
+mod gen;
+
 /// `struct bpf_insn` of `<linux/bpf.h>` (8 bytes, 4-byte aligned); opaque here.
 #[repr(C)]
 pub struct bpf_insn {
