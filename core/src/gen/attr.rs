@@ -162,3 +162,14 @@ pub(super) fn put(out: &mut [u8], at: u32, bytes: &[u8]) {
 pub(super) fn put32(out: &mut [u8], at: u32, v: u32) {
     put(out, at, &v.to_le_bytes());
 }
+
+// Every field inside its attribute, as `linux/bpf.h` lays them out.
+const _: () = {
+    assert!(btf_load::LOG_LEVEL + 4 == btf_load::SIZE);
+    assert!(map_create::MAP_EXTRA + 8 == map_create::SIZE);
+    assert!(map_create::NAME + OBJ_NAME_LEN as u32 + 4 == map_create::BTF_FD);
+    assert!(map_elem::VALUE + 8 + 8 == map_elem::SIZE);
+    assert!(prog_load::NAME + OBJ_NAME_LEN as u32 + 4 == prog_load::EXPECTED_ATTACH_TYPE);
+    assert!(prog_load::CORE_RELO_REC_SIZE + 4 == prog_load::SIZE);
+    assert!(prog_load::FD_ARRAY + 8 == prog_load::CORE_RELOS);
+};
