@@ -319,9 +319,7 @@ fn flavored_kfuncs_are_refused_by_libbpf_1_1() {
         return;
     }
     let Some(harness) = Oracle::V1_1.harness() else { return };
-    let err = programs(&harness, "kfuncs.bpf.o", false)
-        .err()
-        .expect("libbpf 1.1 loaded kfuncs.bpf.o");
+    let err = programs(&harness, "kfuncs.bpf.o", false).expect_err("libbpf 1.1 loaded kfuncs.bpf.o");
     assert!(
         err.contains("'bpf_iter_num_next___ksymrelo': not found in kernel or module BTFs"),
         "{err}"
