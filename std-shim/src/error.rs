@@ -266,6 +266,13 @@ impl Error {
             }
             Error::NotFound { source, .. } => source.extern_name(),
             Error::Incompatible { source, .. } => source.extern_name().map(|n| n.to_string()),
+            // The light-skeleton loader's step text names it first, quoted
+            // (skel::loader_error).
+            Error::Loader {
+                at: ksymrelo_core::gen::Step::Extern { .. },
+                step,
+                ..
+            } => step.split('\'').nth(1).map(str::to_owned),
             _ => None,
         }
     }

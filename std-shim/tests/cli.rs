@@ -475,3 +475,198 @@ fn missing_externs_come_with_hints_and_close_names() {
         );
     }
 }
+
+// --- `ksymrelo gen` and `ksymrelo run` ---------------------------------------
+
+/// Gate of the commands that load into the kernel: kernel files readable
+/// and `bpf(2)` permitted (fails under `KSYMRELO_REQUIRE_KERNEL=1`).
+fn can_load() -> bool {
+    if !live() {
+        return false;
+    }
+    match ksymrelo_std::load::bpf_available() {
+        Ok(()) => true,
+        Err(e) => {
+            assert!(
+                !ksymrelo_test_skip::kernel_required(),
+                "bpf(2) not usable ({e}) but KSYMRELO_REQUIRE_KERNEL=1"
+            );
+            ksymrelo_test_skip::skip(format_args!("bpf(2) not permitted here: {e}"));
+            false
+        }
+    }
+}
+
+/// A file of this test process, removed on drop.
+struct TempFile(std::path::PathBuf);
+impl TempFile {
+    fn new(name: &str) -> Self {
+        TempFile(std::env::temp_dir().join(format!("ksymrelo-cli-{}-{name}", std::process::id())))
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `gen -o FILE`, then `run FILE` (table and JSON): every map and program.
+#[test]
+fn gen_writes_a_loader_that_run_loads() {
+    if !can_load() {
+        return;
+    }
+    let file = TempFile::new("gen_data.ksl");
+    let out = ksymrelo(&["gen", &fixture("gen_data.bpf.o"), "-o", file.path()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ksymrelo(&["run", file.path()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    for name in ["gen_data.data", "gen_data.rodata", "gen_data.bss"] {
+        assert!(
+            table.lines().any(|l| l.starts_with("map") && l.contains(name)),
+            "{table}"
+        );
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("program") && l.contains("gen_data")),
+        "{table}"
+    );
+    let v = json(&ksymrelo(&["run", file.path(), "--json"]), "run --json");
+    let maps: Vec<&str> = v["maps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(maps, ["gen_data.data", "gen_data.rodata", "gen_data.bss"]);
+    let progs = v["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 1);
+    assert_eq!(progs[0]["name"], "gen_data");
+    assert_eq!(progs[0]["section"], "syscall");
+    assert!(!progs[0]["insns"].as_array().unwrap().is_empty());
+    let externs = v["externs"].as_array().unwrap();
+    assert_eq!(externs.len(), 1);
+    assert_eq!(externs[0]["name"], "vfs_read");
+}
+
+/// `gen --run --json`: two programs sharing `.text`, every extern listed.
+#[test]
+fn gen_run_json_reports_programs_and_externs() {
+    if !can_load() {
+        return;
+    }
+    let missing: Vec<&str> = ["bpf_iter_num_new", "bpf_task_from_pid"]
+        .into_iter()
+        .filter(|k| {
+            let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+            let btf = ksymrelo_core::btf::Btf::parse(&btf).unwrap();
+            btf.find_by_name_kind(k.as_bytes(), ksymrelo_core::btf::Kind::Func)
+                .unwrap()
+                .is_none()
+        })
+        .collect();
+    if !missing.is_empty() {
+        ksymrelo_test_skip::skip(format_args!("multi_section.bpf.o calls {missing:?}, absent here"));
+        return;
+    }
+    let v = json(
+        &ksymrelo(&["gen", &fixture("multi_section.bpf.o"), "--run", "--json"]),
+        "gen --run --json",
+    );
+    let mut progs: Vec<&str> = v["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    progs.sort_unstable();
+    assert_eq!(progs.len(), 2, "{progs:?}");
+    assert!(progs.contains(&"ms_syscall"), "{progs:?}");
+    assert!(v["maps"].as_array().unwrap().is_empty());
+    let externs: Vec<&str> = v["externs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        externs.contains(&"vfs_read") && externs.contains(&"bpf_iter_num_new"),
+        "{externs:?}"
+    );
+}
+
+/// Any flipped byte, or a truncation, of a loader file: exit status 3 and
+/// a message, never a crash.
+#[test]
+fn altered_loader_files_are_refused_with_status_3() {
+    let file = TempFile::new("typeless.ksl");
+    let out = ksymrelo(&["gen", &fixture("typeless.bpf.o"), "-o", file.path()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = std::fs::read(&file.0).unwrap();
+    let bad = TempFile::new("typeless-bad.ksl");
+    let len = good.len();
+    let flips = [0, 8, 12, 16, 24, 40, 63, 64, 65, len / 3, len / 2, len - 1];
+    for at in flips {
+        let mut data = good.clone();
+        data[at] ^= 0x20;
+        std::fs::write(&bad.0, &data).unwrap();
+        for json_flag in [false, true] {
+            let mut args = vec!["run", bad.path()];
+            if json_flag {
+                args.push("--json");
+            }
+            let out = ksymrelo(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "byte {at} flipped: {stderr}");
+            assert!(stderr.contains("loader file"), "byte {at} flipped: {stderr}");
+            if json_flag {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert!(v["error"]["message"].as_str().is_some(), "{v}");
+            }
+        }
+    }
+    for keep in [0, 7, 63, 64, len / 2, len - 1] {
+        std::fs::write(&bad.0, &good[..keep]).unwrap();
+        let out = ksymrelo(&["run", bad.path()]);
+        assert_eq!(out.status.code(), Some(3), "truncated to {keep}");
+        assert!(!out.stderr.is_empty());
+    }
+    let out = ksymrelo(&["run", "/nonexistent/ksymrelo.ksl"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.status.code().is_some(), "no crash");
+}
+
+/// Exit statuses of gen and run follow `--help`'s table.
+#[test]
+fn gen_and_run_exit_statuses() {
+    // Usage: no -o and no --run.
+    let out = ksymrelo(&["gen", &fixture("typeless.bpf.o")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-o FILE"));
+    // Bad input: not an object; no object at all.
+    let garbage = TempFile::new("garbage.bpf.o");
+    std::fs::write(&garbage.0, b"not an ELF object at all").unwrap();
+    let out = ksymrelo(&["gen", garbage.path(), "-o", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ksymrelo(&["gen", "/nonexistent.bpf.o", "-o", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(3));
+    if !can_load() {
+        return;
+    }
+    // A strong extern this kernel lacks: 1, naming it, as JSON too.
+    let out = ksymrelo(&["gen", &fixture("err_strong_missing.bpf.o"), "--run", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["extern"], "ksymrelo_strong_missing", "{v}");
+    assert_eq!(v["error"]["reason"], "not_found", "{v}");
+    // A type mismatch: refused by the pre-flight, 1.
+    let out = ksymrelo(&["gen", &fixture("err_var_type.bpf.o"), "--run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'bpf_prog_active'"));
+}

@@ -20,7 +20,8 @@
  *                and every program is dumped.
  * Output (stdout), one JSON object per line and per BPF_PROG_LOAD:
  *   {"name": "PROG", "section": "SEC", "loaded": true|false,
- *    "insns": [[code, dst_reg, src_reg, off, imm], ...], "fd_array": [fd, ...]}
+ *    "insns": [[code, dst_reg, src_reg, off, imm], ...], "fd_array": [fd, ...],
+ *    "maps": [["NAME", fd], ...]}
  *   - name: the program's full name; section: its ELF section;
  *   - loaded: whether the kernel accepted it (false when faked or refused;
  *     without --fake-load a refused program is printed twice, since libbpf
@@ -29,6 +30,9 @@
  *   - fd_array: [] when libbpf passed none, else its slots 0..N, N being the
  *     highest slot the instructions use (kfunc call `off`, or `imm` of an
  *     ld_imm64 with src_reg 5/6); the values are fds of this process.
+ *   - maps: the object's maps as created so far, [[name, fd], ...] (fd -1
+ *     when not created), so that map fds in the instructions (src_reg 1/2)
+ *     can be told by name.
  * Exit: 0 when libbpf's load succeeded (or was faked); 1 when it failed
  * (libbpf's log and the error on stderr); 2 on bad usage; 3 when the load
  * succeeded but some program was not seen (the syscall was not interposed). */
@@ -82,6 +86,7 @@ static void dump(const struct bpf_program *prog, const union bpf_attr *attr, int
 {
 	const struct bpf_insn *insns = (const struct bpf_insn *)(unsigned long)attr->insns;
 	const int *fd_array = (const int *)(unsigned long)attr->fd_array;
+	const struct bpf_map *map;
 	long max_slot = -1, i;
 
 	printf("{\"name\": ");
@@ -104,6 +109,13 @@ static void dump(const struct bpf_program *prog, const union bpf_attr *attr, int
 	printf("], \"fd_array\": [");
 	for (i = 0; fd_array && i <= max_slot; i++)
 		printf("%s%d", i ? ", " : "", fd_array[i]);
+	printf("], \"maps\": [");
+	i = 0;
+	bpf_object__for_each_map(map, dump_obj) {
+		printf("%s[", i++ ? ", " : "");
+		json_string(bpf_map__name(map));
+		printf(", %d]", bpf_map__fd(map));
+	}
 	printf("]}\n");
 	fflush(stdout);
 	dumped++;

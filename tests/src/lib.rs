@@ -9,6 +9,7 @@ use ksymrelo_core::btf::Kind;
 pub use ksymrelo_test_skip::{kernel_required, skip};
 
 pub mod generated;
+pub mod libbpf;
 
 /// Path of a fixture: a file under `tests/fixtures/`, or, for the fixtures
 /// made from the running kernel's kallsyms (`many_N.bpf.{c,o}`, see

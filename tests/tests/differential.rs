@@ -29,135 +29,14 @@
 //! kfuncs a fixture calls strongly, libbpf and ksymrelo both refuse it and
 //! the comparison is skipped (`ksymrelo_tests::skip`).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use ksymrelo_core::bpf::{op, pseudo, POISON_CALL_KFUNC_BASE};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::object::{Object, Site, SiteKind};
 use ksymrelo_std::{relocate_with, Kernel, Mode, Relocation};
+use ksymrelo_tests::libbpf::{programs, Oracle, Program};
 use ksymrelo_tests::{
-    fixture, fixture_bytes, fixture_kfuncs_in_vmlinux, kallsyms_map, kernel_required, kernel_usable, live_kernel_files,
-    modules_loaded,
+    fixture_bytes, fixture_kfuncs_in_vmlinux, kallsyms_map, kernel_usable, live_kernel_files, modules_loaded,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Oracle {
-    /// Debian's libbpf 1.1.
-    V1_1,
-    /// libbpf-sys's vendored libbpf 1.7.
-    V1_7,
-}
-
-impl Oracle {
-    fn version(self) -> &'static str {
-        match self {
-            Oracle::V1_1 => "v1.1",
-            Oracle::V1_7 => "v1.7",
-        }
-    }
-
-    /// The harness linked against this libbpf, built once per test process
-    /// (tests run in parallel). `None` (after a skip, in every test that
-    /// asks) when it cannot be built, which fails under
-    /// `KSYMRELO_REQUIRE_KERNEL=1`.
-    fn harness(self) -> Option<PathBuf> {
-        static V1_1: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-        static V1_7: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-        let (cell, build): (_, fn() -> Result<PathBuf, String>) = match self {
-            Oracle::V1_1 => (&V1_1, build_harness_1_1),
-            Oracle::V1_7 => (&V1_7, harness_1_7),
-        };
-        let built = cell.get_or_init(|| {
-            build().inspect(|path| {
-                let out = Command::new(path).arg("--version").output().unwrap();
-                let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                assert_eq!(
-                    version,
-                    self.version(),
-                    "{} is linked against another libbpf",
-                    path.display()
-                );
-            })
-        });
-        match built {
-            Ok(path) => Some(path.clone()),
-            Err(e) => {
-                assert!(
-                    !kernel_required(),
-                    "cannot build the libbpf {} harness: {e}",
-                    self.version()
-                );
-                ksymrelo_tests::skip(format_args!("cannot build the libbpf {} harness: {e}", self.version()));
-                None
-            }
-        }
-    }
-}
-
-fn build_harness_1_1() -> Result<PathBuf, String> {
-    // Inside the VM suite there is no compiler: run.sh builds it (static)
-    // on the host and tests/vm/init names it.
-    if let Some(path) = std::env::var_os("KSYMRELO_LIBBPF11_DUMP") {
-        return Ok(PathBuf::from(path));
-    }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_dump");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("harness/build.sh");
-    match Command::new("bash").arg(&script).arg(&out).status() {
-        Ok(s) if s.success() => Ok(out),
-        other => Err(format!("{other:?}: is libbpf-dev installed?")),
-    }
-}
-
-/// Built by tests/build.rs against libbpf-sys's static libbpf.
-fn harness_1_7() -> Result<PathBuf, String> {
-    match env!("KSYMRELO_LIBBPF17_DUMP") {
-        "" => Err(env!("KSYMRELO_LIBBPF17_ERROR").to_owned()),
-        path => Ok(PathBuf::from(path)),
-    }
-}
-
-/// One program as libbpf loaded it.
-struct Program {
-    name: String,
-    section: String,
-    insns: Vec<Insn>,
-}
-
-/// Runs the harness on a fixture: every program it dumped (the last dump
-/// of each, a refused program being dumped twice), or libbpf's stderr when
-/// the load failed.
-fn libbpf_programs(harness: &PathBuf, obj: &str, fake_load: bool) -> Result<Vec<Program>, String> {
-    let mut cmd = Command::new(harness);
-    if fake_load {
-        cmd.arg("--fake-load");
-    }
-    let out = cmd.arg(fixture(obj)).output().unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let mut programs: Vec<Program> = Vec::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let insns = v["insns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                let f: Vec<i64> = i.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
-                Insn::new(f[0] as u8, f[1] as u8, f[2] as u8, f[3] as i16, f[4] as i32)
-            })
-            .collect();
-        let p = Program {
-            name: v["name"].as_str().unwrap().to_owned(),
-            section: v["section"].as_str().unwrap().to_owned(),
-            insns,
-        };
-        programs.retain(|q| q.name != p.name);
-        programs.push(p);
-    }
-    Ok(programs)
-}
 
 /// An `ld_imm64` pair with a module BTF fd in its second slot: the fd is
 /// replaced by a marker (fds are numbers of each process).
@@ -323,7 +202,7 @@ fn compare(obj: &str, fake_load: bool, oracle: Oracle) {
         return;
     }
     let Some(harness) = oracle.harness() else { return };
-    let theirs = libbpf_programs(&harness, obj, fake_load)
+    let theirs = programs(&harness, obj, fake_load)
         .unwrap_or_else(|e| panic!("libbpf {} failed on {obj}: {e}", oracle.version()));
     assert!(!theirs.is_empty(), "no program dumped for {obj}");
     for mode in [Mode::User, Mode::Auto, Mode::Kernel] {
@@ -348,7 +227,7 @@ fn both_refuse(obj: &str, oracle: Oracle, mode: Mode) {
         return;
     }
     let Some(harness) = oracle.harness() else { return };
-    let theirs = match libbpf_programs(&harness, obj, false) {
+    let theirs = match programs(&harness, obj, false) {
         Ok(_) => panic!("libbpf {} loaded {obj}", oracle.version()),
         Err(e) => e,
     };
@@ -440,9 +319,7 @@ fn flavored_kfuncs_are_refused_by_libbpf_1_1() {
         return;
     }
     let Some(harness) = Oracle::V1_1.harness() else { return };
-    let err = libbpf_programs(&harness, "kfuncs.bpf.o", false)
-        .err()
-        .expect("libbpf 1.1 loaded kfuncs.bpf.o");
+    let err = programs(&harness, "kfuncs.bpf.o", false).expect_err("libbpf 1.1 loaded kfuncs.bpf.o");
     assert!(
         err.contains("'bpf_iter_num_next___ksymrelo': not found in kernel or module BTFs"),
         "{err}"
@@ -516,7 +393,7 @@ fn kernel_mode_differs_from_libbpf_only_as_documented() {
         ("err_ambiguous.bpf.o", "init_once", None),
     ];
     for (obj, name, kind) in documented {
-        let theirs = libbpf_programs(&harness, obj, true);
+        let theirs = programs(&harness, obj, true);
         assert!(theirs.is_err(), "libbpf 1.7 loaded {obj}");
         let in_kernel = match kind {
             Some(k) => vmlinux.find_by_name_kind(name.as_bytes(), k).unwrap(),
@@ -557,5 +434,5 @@ fn kernel_mode_differs_from_libbpf_only_as_documented() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("'ksymrelo_strong_missing'"), "{err}");
-    assert!(libbpf_programs(&harness, "err_strong_missing.bpf.o", false).is_err());
+    assert!(programs(&harness, "err_strong_missing.bpf.o", false).is_err());
 }

@@ -37,6 +37,7 @@ TESTS=(
     'ksymrelo-std cli'
     'ksymrelo-tests differential'
     'ksymrelo-tests module_lifetime'
+    'ksymrelo-tests gen'
 )
 
 # Per-kernel expected failures (a fixture needs what a kernel lacks).
