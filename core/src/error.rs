@@ -296,6 +296,14 @@ pub enum Error {
         /// The type id the chain started from.
         id: u32,
     },
+    /// A type whose size or alignment libbpf cannot determine
+    /// (`btf__resolve_size`, `btf__align_of`): void, a function, a chain
+    /// deeper than 32, or a size past `u32`.
+    #[error("BTF type [{id}]: can't determine size or alignment")]
+    BtfSize {
+        /// The type id asked about.
+        id: u32,
+    },
     /// Type compatibility recursed deeper than libbpf allows (32 levels).
     #[error("type compatibility check of local type [{local_id}] is nested too deeply")]
     CompatDepth {
@@ -485,6 +493,7 @@ impl Error {
             | Error::BtfString { .. }
             | Error::BtfKind { .. }
             | Error::BtfTypeLoop { .. }
+            | Error::BtfSize { .. }
             | Error::CompatDepth { .. }
             | Error::NoObjectBtf
             | Error::ExternNoBtf { .. }

@@ -15,6 +15,7 @@ mod compat;
 mod header;
 pub mod near;
 mod render;
+mod size;
 mod strings;
 mod types;
 
@@ -203,6 +204,19 @@ impl<'a> Btf<'a> {
             index,
             index_shift,
         })
+    }
+
+    /// Byte offset of `ty` (a type of this blob, not of its base) within
+    /// the type section, for writers that patch a copy of it.
+    pub(crate) fn type_offset(&self, ty: &Type<'_>) -> Option<usize> {
+        let at = core::ptr::from_ref(ty.raw()).addr();
+        let start = self.types.as_ptr().addr();
+        at.checked_sub(start).filter(|&o| o < self.types.len())
+    }
+
+    /// The type section's bytes.
+    pub(crate) fn type_bytes(&self) -> &'a [u8] {
+        self.types
     }
 
     /// The base this split BTF continues, if any.

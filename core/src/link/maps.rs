@@ -207,6 +207,7 @@ pub fn collect<'o, 'a>(
         n += 1;
         Ok(())
     };
+    let mut btf_maps = 0usize;
     if let Some(sec) = maps_section(elf)? {
         let (_, datasec) = maps_datasec(btf)?;
         // maps_datasec succeeded, so there is BTF.
@@ -219,7 +220,16 @@ pub fn collect<'o, 'a>(
                 return Err(err(LinkProblem::MapEmptyName, b"", b".maps", at));
             }
             let problem = |p, at| err(p, name, b".maps", at);
-            let (off, size) = (vi.offset.get(), vi.size.get());
+            // libbpf reads the DATASEC after `btf_fixup_datasec`: a
+            // compiler leaves size and offsets 0, the symbols tell them.
+            let off = if datasec.size() == 0 && var.kind() == Kind::Var && var.linkage() == linkage::GLOBAL {
+                let sym = super::btf_load::var_symbol(elf, name)?
+                    .ok_or_else(|| err(LinkProblem::DatasecNoSymbol, name, b".maps", 0))?;
+                u32::try_from(sym.st_value.get()).map_err(|_| problem(LinkProblem::MapCorrupted, at))?
+            } else {
+                vi.offset.get()
+            };
+            let size = vi.size.get();
             if u64::from(off) + u64::from(size) > sec.header.sh_size.get() {
                 return Err(problem(LinkProblem::MapCorrupted, at));
             }
@@ -249,6 +259,7 @@ pub fn collect<'o, 'a>(
                 size: u64::from(size),
                 btf_var: var.id(),
             })?;
+            btf_maps += 1;
         }
     }
     for s in elf.sections() {
@@ -276,7 +287,21 @@ pub fn collect<'o, 'a>(
             ..Map::default()
         })?;
     }
-    Ok(&mut out[..n])
+    let table = &mut out[..n];
+    // ... then sorts the DATASEC by offset (stably).
+    sort_by_offset(&mut table[..btf_maps]);
+    Ok(table)
+}
+
+/// Stable sort by `sec_offset` (insertion: `.maps` sections are small).
+fn sort_by_offset(maps: &mut [Map<'_>]) {
+    for i in 1..maps.len() {
+        let mut j = i;
+        while j > 0 && maps[j - 1].sec_offset > maps[j].sec_offset {
+            maps.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,11 @@
 //! ```
 
 mod btf_ext;
+mod btf_load;
 mod functions;
+mod map_def;
+#[cfg(test)]
+mod map_tests;
 mod maps;
 mod problem;
 mod relo;
@@ -45,7 +49,9 @@ pub mod sec_def;
 mod tests;
 
 pub use btf_ext::{CoreRelo, Info};
+pub use btf_load::{load_btf_size, write_load_btf};
 pub use functions::Function;
+pub use map_def::{adjust_ringbuf_sz, map_def, Host, InitialValue, MapAttrs, MapDef};
 pub use maps::{internal_map_name, object_name, Map, MapKind, MapName, OBJ_NAME_LEN};
 pub use problem::{LinkProblem, Message};
 

@@ -86,6 +86,25 @@ pub enum LinkProblem {
     MapUnsupported,
     /// A malformed map definition field (`at` its index).
     MapField,
+    /// `key`/`key_size` (or `value`/`value_size`) that disagree.
+    MapConflictingSize,
+    /// A map definition field libbpf does not know (strict parsing).
+    MapUnknownField,
+    /// A map definition without `type`.
+    MapNoType,
+    // ---- BTF fix-ups before BPF_BTF_LOAD ----
+    /// A DATASEC of size 0 whose ELF section is missing or empty.
+    DatasecSize,
+    /// A DATASEC entry that is not a VAR.
+    DatasecNonVar,
+    /// A global VAR of a DATASEC without its ELF symbol.
+    DatasecNoSymbol,
+    /// A `.ksyms`/`.kconfig` entry that is no extern of the object.
+    ExternNoDefinition,
+    /// A function in `.kconfig`.
+    KconfigFunc,
+    /// A kconfig extern of a type libbpf does not take.
+    KconfigType,
     // ---- .BTF.ext ----
     /// A subprogram without func_info while its main program has some.
     MissingFuncInfo,
@@ -165,8 +184,20 @@ impl fmt::Display for Message<'_> {
             MapLinkage => write!(f, "map '{a}': unsupported map linkage {at}."),
             MapDefKind => write!(f, "map '{a}': unexpected def kind."),
             MapDefSize => write!(f, "map '{a}': invalid def size."),
-            MapUnsupported => write!(f, "map '{a}': field '{b}' is not supported"),
+            MapUnsupported => write!(
+                f,
+                "map '{a}': field '{b}' is not supported by a generated loader (no pinning, no inner maps, no prog-array values)"
+            ),
             MapField => write!(f, "map '{a}': invalid field '{b}'"),
+            MapConflictingSize => write!(f, "map '{a}': conflicting size in field '{b}'."),
+            MapUnknownField => write!(f, "map '{a}': unknown field '{b}'."),
+            MapNoType => write!(f, "map '{a}': map type isn't specified."),
+            DatasecSize => write!(f, "sec '{b}': failed to determine size from ELF"),
+            DatasecNonVar => write!(f, "sec '{b}': unexpected non-VAR type found (entry #{at})"),
+            DatasecNoSymbol => write!(f, "sec '{b}': failed to find ELF symbol for VAR '{a}'"),
+            ExternNoDefinition => write!(f, "failed to find extern definition for BTF '{a}' (in '{b}')"),
+            KconfigFunc => write!(f, "extern function {a} is unsupported under {b} section"),
+            KconfigType => write!(f, "extern (kcfg) '{a}': type is unsupported"),
             MissingFuncInfo => write!(f, "prog '{a}': missing .BTF.ext function info."),
             MissingLineInfo => write!(f, "prog '{a}': missing .BTF.ext line info."),
         }
