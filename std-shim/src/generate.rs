@@ -8,11 +8,10 @@
 
 use std::os::fd::OwnedFd;
 
-use ksymrelo_core::bpf::{flags, map_type};
 use ksymrelo_core::btf::Kind;
 use ksymrelo_core::gen::{self, AttachTarget, Load, MapCreate, MapDef, ProgDef, Records};
 use ksymrelo_core::insn::Insn;
-use ksymrelo_core::link::{self, Info, Linker, MapKind, Segment};
+use ksymrelo_core::link::{self, Info, Linker, Segment};
 use ksymrelo_core::object::{Extern, ExternKind, Object, Site};
 
 use crate::error::{Error, Result};
@@ -108,35 +107,60 @@ fn link_programs(linker: &Linker<'_, '_>, funcs: &[link::Function<'_>], sites: &
     Ok(out)
 }
 
+/// The machine facts map sizes depend on, as libbpf reads them when it
+/// generates a loader: the page size (ring buffers) and the number of
+/// possible CPUs (a perf event array without a size).
+fn host() -> link::Host {
+    // The kernel's list of possible CPUs, e.g. "0-3" or "0,2-5".
+    let possible_cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|text| {
+            text.trim().split(',').try_fold(0u32, |n, range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
+                n.checked_add(hi.checked_sub(lo)? + 1)
+            })
+        })
+        .unwrap_or(1);
+    link::Host {
+        page_size: 4096,
+        possible_cpus,
+    }
+}
+
 /// `BPF_MAP_CREATE` of each map, with its initial value and whether it is
-/// frozen, as libbpf creates them in gen_loader mode.
-fn map_defs<'a>(object: &Object<'a>, maps: &[link::Map<'a>]) -> Result<Vec<MapDef<'a>>> {
-    let elf = object.elf();
+/// frozen, as libbpf creates them in gen_loader mode ([`link::map_def`]).
+fn map_defs<'a>(object: &Object<'a>, maps: &[link::Map<'a>], externs: &[Extern<'a>]) -> Result<Vec<MapDef<'a>>> {
+    let host = host();
     maps.iter()
         .map(|m| {
-            let name = std::str::from_utf8(m.kernel_name.as_bytes()).unwrap_or("");
-            let value_size = u32::try_from(m.size)
-                .map_err(|_| Error::Usage(format!("map '{name}': section too large for a map value")))?;
-            match m.kind {
-                MapKind::Data | MapKind::Rodata | MapKind::Bss => {
-                    let mut attr = MapCreate::new(map_type::ARRAY, 4, value_size, 1, name);
-                    let section = elf.section(m.section)?;
-                    let initial = match m.kind {
-                        MapKind::Bss => None,
-                        _ => Some(elf.data_of(&section)?),
-                    };
-                    let rodata = m.kind == MapKind::Rodata;
-                    attr.map_flags = flags::MMAPABLE | if rodata { flags::RDONLY_PROG } else { 0 };
-                    Ok(MapDef {
-                        attr,
-                        initial_value: initial,
-                        freeze: rodata,
-                    })
-                }
-                other => Err(Error::Usage(format!(
-                    "map '{name}': {other:?} maps are not supported by the loader generator yet"
-                ))),
+            let name = String::from_utf8_lossy(m.kernel_name.as_bytes()).into_owned();
+            let def = link::map_def(object, m, externs, &host)?;
+            let a = def.attrs;
+            if a.numa_node != 0 {
+                return Err(Error::Usage(format!(
+                    "map '{name}': numa_node is not supported by the loader generator"
+                )));
             }
+            let initial_value = match def.initial_value {
+                link::InitialValue::None | link::InitialValue::Zeros => None,
+                link::InitialValue::Bytes(bytes) => Some(bytes),
+                link::InitialValue::Kconfig => {
+                    return Err(Error::Usage(format!(
+                        "map '{name}': __kconfig externs are not supported by the loader generator"
+                    )))
+                }
+            };
+            let mut attr = MapCreate::new(a.map_type, a.key_size, a.value_size, a.max_entries, &name);
+            attr.map_flags = a.map_flags;
+            attr.map_extra = a.map_extra;
+            attr.btf_key_type_id = a.btf_key_type_id;
+            attr.btf_value_type_id = a.btf_value_type_id;
+            Ok(MapDef {
+                attr,
+                initial_value,
+                freeze: def.freeze,
+            })
         })
         .collect()
 }
@@ -160,11 +184,17 @@ pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
     let linker = Linker::new(&object, funcs, maps)?;
     let programs = link_programs(&linker, funcs, &sites)?;
     let license = license(&object)?;
-    let map_defs = map_defs(&object, maps)?;
-    // The object's BTF as the kernel takes it: not sanitized yet, so not
-    // loaded; programs go without their .BTF.ext records meanwhile.
-    let load_btf: Option<Vec<u8>> = None;
-
+    let map_defs = map_defs(&object, maps, &externs)?;
+    // The object's BTF as libbpf prepares it for BPF_BTF_LOAD.
+    let load_btf = match object.btf_data() {
+        Some(_) => {
+            let mut out = vec![0u8; link::load_btf_size(&object)?];
+            let n = link::write_load_btf(&object, &externs, &mut out)?;
+            out.truncate(n);
+            Some(out)
+        }
+        None => None,
+    };
     let with_btf = load_btf.is_some();
     let prog_defs: Vec<ProgDef<'_>> = programs
         .iter()
