@@ -11,77 +11,22 @@
 //! Programs libbpf does not load (`SEC("?...")`) are not compared.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 
 use ksymrelo_core::bpf::{op, pseudo};
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::link::{self, Function, Linker, Map, Segment};
 use ksymrelo_core::object::{Extern, Object, Site, SiteKind};
-use ksymrelo_tests::{fixture, fixture_bytes, kernel_required, kernel_usable, skip};
+use ksymrelo_tests::libbpf::{self, Oracle};
+use ksymrelo_tests::{fixture, fixture_bytes, kernel_usable};
 
-/// One program as libbpf loaded it: (name, instructions).
-fn libbpf_programs(harness: &PathBuf, obj: &str) -> Result<HashMap<String, Vec<Insn>>, String> {
-    let out = Command::new(harness)
-        .arg("--fake-load")
-        .arg(fixture(obj))
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let mut programs = HashMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let insns = v["insns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                let f: Vec<i64> = i.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
-                Insn::new(f[0] as u8, f[1] as u8, f[2] as u8, f[3] as i16, f[4] as i32)
-            })
-            .collect();
-        programs.insert(v["name"].as_str().unwrap().to_owned(), insns);
-    }
-    Ok(programs)
-}
-
-fn harnesses() -> Vec<(&'static str, PathBuf)> {
-    let mut h = vec![];
-    match env!("KSYMRELO_LIBBPF17_DUMP") {
-        "" => {
-            assert!(
-                !kernel_required(),
-                "no libbpf 1.7 harness: {}",
-                env!("KSYMRELO_LIBBPF17_ERROR")
-            );
-            skip(format_args!(
-                "no libbpf 1.7 harness: {}",
-                env!("KSYMRELO_LIBBPF17_ERROR")
-            ));
-        }
-        path => h.push(("v1.7", PathBuf::from(path))),
-    }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libbpf_dump_link");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("harness/build.sh");
-    if std::env::var_os("KSYMRELO_LIBBPF11_DUMP").is_some() {
-        h.push((
-            "v1.1",
-            PathBuf::from(std::env::var_os("KSYMRELO_LIBBPF11_DUMP").unwrap()),
-        ));
-    } else if Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        h.push(("v1.1", out));
-    } else {
-        assert!(!kernel_required(), "cannot build the libbpf 1.1 harness");
-        skip("cannot build the libbpf 1.1 harness (libbpf-dev?)");
-    }
-    h
+/// Every program libbpf loaded of `obj` (refused ones faked): name ->
+/// instructions.
+fn libbpf_programs(harness: &Path, obj: &str) -> Result<HashMap<String, Vec<Insn>>, String> {
+    Ok(libbpf::programs(harness, obj, true)?
+        .into_iter()
+        .map(|p| (p.name, p.insns))
+        .collect())
 }
 
 /// Every linked program of `obj`: (name, autoload, instructions, sites).
@@ -123,7 +68,7 @@ fn link_object(obj: &str) -> Vec<(String, bool, Vec<Insn>, Vec<Site>)> {
 }
 
 /// Compares one object; returns the number of programs compared.
-fn compare(obj: &str, version: &str, harness: &PathBuf) -> Result<usize, String> {
+fn compare(obj: &str, version: &str, harness: &Path) -> Result<usize, String> {
     let theirs = libbpf_programs(harness, obj)?;
     let ours = link_object(obj);
     // ours map index <-> libbpf fd, both ways.
@@ -181,7 +126,9 @@ fn linked_programs_equal_libbpfs() {
         .filter(|n| n.ends_with(".bpf.o"))
         .collect();
     fixtures.sort();
-    for (version, harness) in harnesses() {
+    for oracle in Oracle::ALL {
+        let Some(harness) = oracle.harness() else { continue };
+        let version = oracle.version();
         let mut total = 0;
         for obj in &fixtures {
             match compare(obj, version, &harness) {
