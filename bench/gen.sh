@@ -38,15 +38,8 @@ trap 'rm -rf "$work"' EXIT
 
 cargo build -q -j1 --release -p ksymrelo-std
 ksymrelo=$PWD/target/release/ksymrelo
-bash tests/harness/build.sh "$work/libbpf11_dump" >/dev/null
-libbpf17=$(cargo build -j1 --release -p libbpf-sys --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "build-script-executed" and "libbpf-sys" in m["package_id"]:
-        print(m["out_dir"])
-')
-bash tests/harness/build.sh "$work/libbpf17_dump" "$libbpf17" >/dev/null
+. bench/harnesses.sh
+build_libbpf_harnesses "$work"
 
 for obj in "${objects[@]}"; do
     name=$(basename "$obj" .bpf.o)

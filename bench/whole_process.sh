@@ -51,18 +51,8 @@ if [ "${STATIC:-0}" = 1 ]; then
     static=./target/static/x86_64-unknown-linux-gnu/release/ksymrelo
 fi
 
-# libbpf 1.1: the system's static archive.
-bash tests/harness/build.sh "$work/libbpf11_dump" >/dev/null
-# libbpf 1.7: libbpf-sys's build script installs libbpf.a and its headers in
-# its OUT_DIR, which cargo reports as the script's `out_dir`.
-libbpf17=$(cargo build -j1 --release -p libbpf-sys --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "build-script-executed" and "libbpf-sys" in m["package_id"]:
-        print(m["out_dir"])
-')
-bash tests/harness/build.sh "$work/libbpf17_dump" "$libbpf17" >/dev/null
+. bench/harnesses.sh
+build_libbpf_harnesses "$work"
 for v in 11 17; do
     echo "libbpf_dump $v: $("$work/libbpf${v}_dump" --version)"
 done
