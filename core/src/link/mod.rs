@@ -504,6 +504,12 @@ impl<'a, 't> Linker<'a, 't> {
         let rec_size = sec.rec_size as usize;
         let capacity = out.as_ref().map_or(0, |o| o.len());
         let name_of = self.name_of();
+        // An appended function without records of the kind its program has.
+        let missing = if info == Info::Func {
+            LinkProblem::MissingFuncInfo
+        } else {
+            LinkProblem::MissingLineInfo
+        };
         let mut count = 0usize;
         for (k, seg) in linked.segments.iter().enumerate() {
             let f = self.function(seg.function as usize)?;
@@ -511,12 +517,7 @@ impl<'a, 't> Linker<'a, 't> {
                 if k == 0 {
                     break;
                 }
-                let p = if info == Info::Func {
-                    LinkProblem::MissingFuncInfo
-                } else {
-                    LinkProblem::MissingLineInfo
-                };
-                return Err(err(p, f.name, b"", 0));
+                return Err(err(missing, f.name, b"", 0));
             };
             let (lo, hi) = (f.insn_off, u64::from(f.insn_off) + u64::from(f.insn_cnt));
             let (mut first, mut last) = (None, 0usize);
@@ -535,12 +536,7 @@ impl<'a, 't> Linker<'a, 't> {
                 if k == 0 {
                     break;
                 }
-                let p = if info == Info::Func {
-                    LinkProblem::MissingFuncInfo
-                } else {
-                    LinkProblem::MissingLineInfo
-                };
-                return Err(err(p, f.name, b"", 0));
+                return Err(err(missing, f.name, b"", 0));
             };
             let adj = seg.insn_off.wrapping_sub(f.insn_off);
             for rec in block.records.chunks_exact(rec_size).skip(first).take(last + 1 - first) {
