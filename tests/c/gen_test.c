@@ -12,37 +12,7 @@
 
 #include <ksymrelo.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                     \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                    \
-			fprintf(stderr, "\n");                                           \
-			failures++;                                                      \
-		}                                                                    \
-	} while (0)
-
-static char *read_file(const char *dir, const char *name, size_t *len)
-{
-	char path[4096];
-	FILE *f;
-	char *buf;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "rb"))) {
-		perror(path);
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	*len = ftell(f);
-	rewind(f);
-	buf = malloc(*len);
-	if (fread(buf, 1, *len, f) != *len)
-		exit(2);
-	fclose(f);
-	return buf;
+#include "check.h"
 }
 
 static int open_fds(void)
