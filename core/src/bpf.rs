@@ -17,6 +17,8 @@ pub mod op {
     pub const MOV64_REG: u8 = 0xbf;
     /// `dst += imm`.
     pub const ADD64_IMM: u8 = 0x07;
+    /// `dst ^= src`.
+    pub const XOR64_REG: u8 = 0xaf;
     /// `dst += src`.
     pub const ADD64_REG: u8 = 0x0f;
     /// `dst <<= imm`.
@@ -104,6 +106,23 @@ pub mod helper {
 /// `ENOENT`: what the lookup helpers return (negated) for a name the kernel
 /// does not have.
 pub const ENOENT: i32 = 2;
+
+/// `EPERM`: a sealed loader's status when its blob map is not exclusive
+/// to it.
+pub const EPERM: i32 = 1;
+
+/// `EBADMSG`: a sealed loader's status when its blob's SHA-256 is not the
+/// one it was generated for (the data was altered).
+pub const EBADMSG: i32 = 74;
+
+/// Where the kernel keeps a map's SHA-256 (`struct bpf_map`'s `sha`, 32
+/// bytes; filled by `BPF_OBJ_GET_INFO_BY_FD` for a frozen map), as a
+/// loader reads it through the map's pointer (Linux 6.18).
+pub const MAP_SHA_OFF: i16 = 0;
+
+/// `struct bpf_map`'s `u32 excl`: 1 when the map was created exclusive
+/// to one program (`excl_prog_hash`), right after `sha` (Linux 6.18).
+pub const MAP_EXCL_OFF: i16 = 32;
 
 /// Base of the `imm` of a poisoned (unresolved weak) kfunc call; libbpf adds
 /// the extern's index.

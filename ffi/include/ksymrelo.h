@@ -119,6 +119,13 @@ typedef struct bpf_insn bpf_insn;
 #define KSYMRELO_REASON_USAGE 8
 
 /*
+ `ksymrelo_gen` flag: seal the loader to its data: the data goes into a
+ map exclusive to the loader, which refuses data whose SHA-256 is not
+ the one it was generated with (Linux 6.18).
+ */
+#define KSYMRELO_GEN_SEALED 1
+
+/*
  A kernel to resolve against (opaque to C). Module BTF fds it opens are
  owned by it and closed by `ksymrelo_kernel_free`. One handle may be used
  by many threads at once: everything it learns is behind locks.
@@ -465,7 +472,8 @@ const char *ksymrelo_version(void);
  gen -o FILE` writes — into `out` (`out_cap` bytes). `*out_len` receives
  the file's length, also when `out` is too short (`-ENOSPC`), so a
  caller may ask with `out_cap` 0 first. Nothing else is written on
- failure.
+ failure. `flags`: 0, or [`KSYMRELO_GEN_SEALED`] for a loader sealed to
+ its data (it then runs on Linux 6.18 or later only).
 
  # Safety
  `obj` must be valid for `obj_len` bytes, `obj_name` NUL-terminated,
@@ -477,7 +485,8 @@ int ksymrelo_gen(const void *obj,
                  const char *obj_name,
                  void *out,
                  size_t out_cap,
-                 size_t *out_len);
+                 size_t *out_len,
+                 uint32_t flags);
 
 /*
  Runs a loader file (`file`, `file_len` bytes, as `ksymrelo_gen` or
@@ -491,6 +500,9 @@ int ksymrelo_gen(const void *obj,
  array is too short (`-ENOSPC`, nothing created). On failure nothing is
  left open and the message (`ksymrelo_last_error`) names the map,
  program or extern that failed, with the verifier log of a program.
+ `keyring_id` checks a signed loader's signature (a key serial, a
+ special keyring id, or 0 for the kernel's built-in trusted keys); it
+ is not used for an unsigned loader.
 
  # Safety
  `file` must be valid for `file_len` bytes; `map_fds` NULL (with
@@ -504,7 +516,8 @@ int ksymrelo_run_loader(const void *file,
                         size_t *map_cnt,
                         int *prog_fds,
                         size_t prog_cap,
-                        size_t *prog_cnt);
+                        size_t *prog_cnt,
+                        int keyring_id);
 
 #ifdef __cplusplus
 }  // extern "C"

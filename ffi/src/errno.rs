@@ -17,6 +17,22 @@ pub(crate) fn of(err: &Error) -> i32 {
         Error::ResolverFault(_) => libc::EIO,
         Error::AddressesHidden { .. } => libc::EACCES,
         Error::InKernel { .. } => libc::ESRCH,
+        Error::Seal(problem) => seal_errno(problem),
+    }
+}
+
+/// The (positive) errno of a sealed or signed loader's refusal: the
+/// kernel's where it refused, the loader's status where it did.
+fn seal_errno(problem: &ksymrelo_std::error::SealProblem) -> i32 {
+    use ksymrelo_std::error::SealProblem as P;
+    match *problem {
+        P::NoExclusiveMaps { errno } | P::NoMapHash { errno } | P::SignatureRefused { errno } => errno,
+        P::NoSuchKeyring { errno, .. } => errno,
+        P::LoaderAltered => libc::EACCES,
+        P::DataAltered => libc::EBADMSG,
+        P::NotExclusive => libc::EPERM,
+        P::SignaturesUnsupported => libc::EOPNOTSUPP,
+        P::KeyNotInKeyring { .. } => libc::ENOKEY,
     }
 }
 

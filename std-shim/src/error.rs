@@ -102,6 +102,11 @@ pub enum Error {
     /// the resolver program) misbehaved.
     #[error("{0}")]
     ResolverFault(ResolverFault),
+    /// A sealed or signed loader that could not run, and why: the kernel
+    /// lacks what it needs, or the loader, its data or its signature was
+    /// refused.
+    #[error("{0}")]
+    Seal(SealProblem),
     /// A loader file ([`crate::loader_file`]) that cannot be one.
     #[error("loader file: {problem}")]
     LoaderFile {
@@ -158,6 +163,87 @@ pub enum InsnSiteProblem {
         insn_idx: u32,
         /// Instructions in the program.
         insn_count: usize,
+    },
+}
+
+/// Why a sealed or signed loader ([`crate::skel`]) did not run, each
+/// with what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealProblem {
+    /// `BPF_MAP_CREATE` refused `excl_prog_hash` (`E2BIG` before 6.18).
+    #[error(
+        "sealed loader: this kernel has no exclusive maps (BPF_MAP_CREATE with excl_prog_hash: {}); \
+         sealed loaders need Linux 6.18 or later: generate the loader without --sealed to run it here",
+        io::Error::from_raw_os_error(*errno)
+    )]
+    NoExclusiveMaps {
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// `BPF_OBJ_GET_INFO_BY_FD` did not give the data map's hash.
+    #[error(
+        "sealed loader: this kernel does not hash maps (BPF_OBJ_GET_INFO_BY_FD with hash: {}); \
+         sealed loaders need Linux 6.18 or later",
+        io::Error::from_raw_os_error(*errno)
+    )]
+    NoMapHash {
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// The kernel refused the loader: its instructions do not hash to the
+    /// `excl_prog_hash` its data map was created with.
+    #[error(
+        "sealed loader: the kernel refused the loader: its instructions' SHA-256 is not the one \
+         its data was sealed to (EACCES, excl_prog_hash): the loader was altered"
+    )]
+    LoaderAltered,
+    /// The loader refused its data: the blob's SHA-256 differs from the
+    /// one the loader was generated for.
+    #[error(
+        "sealed loader: the loader refused its data: the blob's SHA-256 is not the one the loader \
+         was generated for: the data was altered"
+    )]
+    DataAltered,
+    /// The loader refused its data map: not exclusive to it.
+    #[error("sealed loader: the loader refused its data map: the map is not exclusive to the loader")]
+    NotExclusive,
+    /// The kernel cannot check signatures (`EOPNOTSUPP`).
+    #[error(
+        "signed loader: this kernel cannot verify BPF program signatures (BPF_PROG_LOAD with a \
+         signature: EOPNOTSUPP): it is built without CONFIG_SYSTEM_DATA_VERIFICATION (see \
+         /boot/config-$(uname -r) or /proc/config.gz); run the loader on a kernel that has it, \
+         or without --sign"
+    )]
+    SignaturesUnsupported,
+    /// The keyring given does not exist or cannot be searched.
+    #[error(
+        "signed loader: keyring {keyring_id} does not exist or this process may not search it ({})",
+        io::Error::from_raw_os_error(*errno)
+    )]
+    NoSuchKeyring {
+        /// The keyring's serial.
+        keyring_id: i32,
+        /// The errno of looking it up.
+        errno: i32,
+    },
+    /// No key of the keyring made the signature (`ENOKEY`).
+    #[error(
+        "signed loader: keyring {keyring_id} holds no key that made the loader's signature (ENOKEY): \
+         add the signing certificate's key to it"
+    )]
+    KeyNotInKeyring {
+        /// The keyring's serial.
+        keyring_id: i32,
+    },
+    /// The kernel refused the signature.
+    #[error(
+        "signed loader: the kernel refused the loader's signature ({}): the loader or its \
+         signature was altered, or the signing key is not trusted",
+        io::Error::from_raw_os_error(*errno)
+    )]
+    SignatureRefused {
+        /// The kernel's errno.
+        errno: i32,
     },
 }
 
@@ -253,6 +339,16 @@ impl Error {
             Error::Usage(_) | Error::NoKallsyms => Reason::Usage,
             Error::InsnSite { .. } | Error::LoaderFile { .. } => Reason::BadObject,
             Error::ResolverFault(_) => Reason::KernelFacts,
+            Error::Seal(p) => match p {
+                SealProblem::NoExclusiveMaps { .. }
+                | SealProblem::NoMapHash { .. }
+                | SealProblem::SignaturesUnsupported => Reason::KernelFacts,
+                SealProblem::NoSuchKeyring { .. } | SealProblem::KeyNotInKeyring { .. } => Reason::Usage,
+                SealProblem::LoaderAltered
+                | SealProblem::DataAltered
+                | SealProblem::NotExclusive
+                | SealProblem::SignatureRefused { .. } => Reason::BadObject,
+            },
             Error::InKernel { .. } => Reason::NotFound,
         }
     }

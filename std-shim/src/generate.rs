@@ -165,9 +165,18 @@ fn map_defs<'a>(object: &Object<'a>, maps: &[link::Map<'a>], externs: &[Extern<'
         .collect()
 }
 
+/// How to generate a loader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Seal the loader to its blob ([`crate::skel::Seal`]): it then runs
+    /// only on Linux 6.18 or later, and only with the blob it was made
+    /// with. Needed for signing.
+    pub sealed: bool,
+}
+
 /// Generates the loader of `object` (its file name `path` gives libbpf's
 /// object name, which prefixes the global-data maps' names).
-pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
+pub fn generate(object_bytes: &[u8], path: &str, opts: &GenerateOptions) -> Result<LoaderFile> {
     let object = Object::parse(object_bytes)?;
     let btf = object.btf()?;
     let mut externs = vec![Extern::default(); object.extern_count()];
@@ -218,10 +227,17 @@ pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
         maps: &map_defs,
         progs: &prog_defs,
     };
-    let planned = gen::plan_load(&load)?;
+    let planned = match opts.sealed {
+        false => gen::plan_load(&load)?,
+        true => gen::plan_sealed_load(&load)?,
+    };
     let mut loader = vec![Insn::default(); planned.loader_len as usize];
     let mut blob = vec![0u8; planned.end as usize];
-    let layout = gen::emit_load(&load, &mut loader, &mut blob)?;
+    let layout = match opts.sealed {
+        false => gen::emit_load(&load, &mut loader, &mut blob)?,
+        true => gen::emit_sealed_load(&load, &mut loader, &mut blob, skel::sha256)?,
+    };
+    let seal = opts.sealed.then(|| skel::Seal::of(&loader));
     let progs = programs
         .iter()
         .enumerate()
@@ -250,6 +266,7 @@ pub fn generate(object_bytes: &[u8], path: &str) -> Result<LoaderFile> {
             .collect(),
         progs,
         object: object_bytes.to_vec(),
+        seal,
     })
 }
 
@@ -282,7 +299,14 @@ pub fn run(file: &LoaderFile, opts: &SkelOptions) -> Result<Ran> {
         externs: extern_names(&file.object)?,
         attach: vec![None; file.progs.len()],
     };
-    let loaded = skel::run(&file.loader, &file.blob, file.ctx_size, &names, opts)?;
+    let loaded = skel::run(
+        &file.loader,
+        &file.blob,
+        file.ctx_size,
+        file.seal.as_ref(),
+        &names,
+        opts,
+    )?;
     let insns = |p: &ProgEntry| -> Result<Vec<Insn>> {
         let start = p.blob_insns_off as usize;
         let bytes = loaded

@@ -66,6 +66,7 @@ pub fn resolve_in_kernel(externs: &[Extern<'_>], sites: &[Site], insns: &[Insn])
         fd_array: Some(&fd_array),
         log: Some(&mut log),
         btf: None,
+        signature: None,
     })
     .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
     let started = std::time::Instant::now();
@@ -162,6 +163,7 @@ pub fn lookup(queries: &[lookup::Query<'_>]) -> Result<(Vec<lookup::Answer>, Loo
             fd: btf.as_fd(),
             func_info: &func_info,
         }),
+        signature: None,
     })
     .map_err(|e| Error::bpf("loading the in-kernel resolver", e))?;
     let run = sys::prog_test_run(prog.as_fd(), &mut sys::TestRun::default())

@@ -66,6 +66,7 @@ pub fn load_program(insns: &[Insn], fd_array: &[i32], opts: &LoadOptions<'_>) ->
         fd_array,
         log: Some(&mut log),
         btf: None,
+        signature: None,
     })
     .map_err(|e| Error::bpf(format!("loading program {}", opts.name.unwrap_or("")), e))
 }

@@ -19,22 +19,29 @@
 //! | 32 | 4 | loader context bytes |
 //! | 36 | 4 | maps |
 //! | 40 | 4 | programs |
-//! | 44 | 4 | zero |
+//! | 44 | 4 | flags: 1 sealed, 2 signed (signed implies sealed) |
 //! | 48 | 4 | string table bytes |
 //! | 52 | 4 | object bytes |
-//! | 56 | 8 | zero |
+//! | 56 | 4 | signature bytes (0 unless signed) |
+//! | 60 | 4 | zero |
 //!
 //! Parts: the loader (`struct bpf_insn`s); the blob (the value of the
 //! loader's map 0); maps (`u32` name, `u32` map type); programs (`u32`
 //! name, `u32` section name, `u32` program type, `u32` blob offset of its
 //! instructions, `u32` instruction count); the string table (names are
 //! offsets into it, NUL-terminated); the BPF object the loader was
-//! generated from.
+//! generated from; if sealed, the SHA-256 of the loader as generated (32
+//! bytes, the blob map's `excl_prog_hash`); if signed, the DER PKCS#7
+//! signature of the loader's instructions.
 //!
 //! Any flipped byte fails the checksum; any inconsistent length or offset
 //! is an error naming it. Nothing in a file is trusted before both checks.
+//! The checksum finds accidents, not intent: what binds a sealed loader
+//! to its data (and, signed, to its signer) is checked by the kernel and
+//! by the loader itself when it runs ([`crate::skel::Seal`]).
 
 use crate::error::{Error, Result};
+use crate::skel::Seal;
 use ksymrelo_core::insn::Insn;
 
 /// The first 8 bytes.
@@ -43,6 +50,10 @@ pub const MAGIC: &[u8; 8] = b"KSYMRELO";
 pub const VERSION: u32 = 1;
 /// Bytes before the first part.
 pub const HEADER_SIZE: usize = 64;
+/// Flag: the loader is sealed to its blob.
+const SEALED: u32 = 1;
+/// Flag: and signed.
+const SIGNED: u32 = 2;
 
 /// A map the loader creates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +94,8 @@ pub struct LoaderFile {
     pub progs: Vec<ProgEntry>,
     /// The BPF object the loader was generated from.
     pub object: Vec<u8>,
+    /// A sealed loader's seal (and signature).
+    pub seal: Option<Seal>,
 }
 
 /// FNV-1a, 64 bits, over a file's bytes but its checksum field: any one
@@ -141,7 +154,18 @@ impl LoaderFile {
         pad8(&mut body);
         body.extend_from_slice(&self.blob);
         pad8(&mut body);
-        for part in [&maps, &progs, &strings, &self.object] {
+        let (flags, loader_sha256, signature): (u32, &[u8], &[u8]) = match &self.seal {
+            None => (0, &[], &[]),
+            Some(Seal {
+                loader_sha256,
+                signature: None,
+            }) => (SEALED, loader_sha256, &[]),
+            Some(Seal {
+                loader_sha256,
+                signature: Some(sig),
+            }) => (SEALED | SIGNED, loader_sha256, sig),
+        };
+        for part in [&maps[..], &progs, &strings, &self.object, loader_sha256, signature] {
             body.extend_from_slice(part);
             pad8(&mut body);
         }
@@ -156,9 +180,10 @@ impl LoaderFile {
             self.ctx_size,
             count("maps", self.maps.len())?,
             count("programs", self.progs.len())?,
-            0,
+            flags,
             count("string bytes", strings.len())?,
             count("object bytes", self.object.len())?,
+            count("signature bytes", signature.len())?,
         ] {
             put_u32(&mut out, n);
         }
@@ -188,7 +213,7 @@ impl LoaderFile {
                 u32_at(8)
             )));
         }
-        if u32_at(12) as usize != HEADER_SIZE || u32_at(44) != 0 || header[56..].iter().any(|b| *b != 0) {
+        if u32_at(12) as usize != HEADER_SIZE || header[60..].iter().any(|b| *b != 0) {
             return Err(bad("malformed header".into()));
         }
         let body = &data[HEADER_SIZE..];
@@ -196,8 +221,16 @@ impl LoaderFile {
         if checksum(data) != sum {
             return Err(bad("checksum mismatch: the file was altered or truncated".into()));
         }
-        let [insn_cnt, blob_len, ctx_size, map_cnt, prog_cnt, _, str_len, object_len] =
+        let [insn_cnt, blob_len, ctx_size, map_cnt, prog_cnt, flags, str_len, object_len, sig_len] =
             core::array::from_fn(|i| u32_at(24 + 4 * i) as usize);
+        let flags = flags as u32;
+        let sealed = flags & SEALED != 0;
+        let signed = flags & SIGNED != 0;
+        if flags & !(SEALED | SIGNED) != 0 || (signed && !sealed) || (sig_len != 0) != signed {
+            return Err(bad(format!(
+                "flags {flags:#x} with {sig_len} signature bytes: not a sealed, signed or plain loader"
+            )));
+        }
         let mut at = 0usize;
         let mut take = |what: &str, len: Option<usize>| -> Result<&[u8]> {
             let len = len.ok_or_else(|| bad(format!("{what}: size overflows")))?;
@@ -216,6 +249,12 @@ impl LoaderFile {
         let progs = take("programs", prog_cnt.checked_mul(20))?;
         let strings = take("strings", Some(str_len))?;
         let object = take("object", Some(object_len))?.to_vec();
+        let loader_sha256 = take("seal", Some(if sealed { 32 } else { 0 }))?;
+        let signature = take("signature", Some(sig_len))?;
+        let seal = sealed.then(|| Seal {
+            loader_sha256: loader_sha256.try_into().expect("32 bytes"),
+            signature: signed.then(|| signature.to_vec()),
+        });
         if at < body.len() {
             return Err(bad(format!("{} bytes after the last part", body.len() - at)));
         }
@@ -265,6 +304,7 @@ impl LoaderFile {
             maps,
             progs,
             object,
+            seal,
         })
     }
 }
@@ -290,6 +330,17 @@ mod tests {
                 insn_cnt: 3,
             }],
             object: b"\x7fELF".to_vec(),
+            seal: None,
+        }
+    }
+
+    fn sealed(signature: Option<Vec<u8>>) -> LoaderFile {
+        LoaderFile {
+            seal: Some(Seal {
+                loader_sha256: core::array::from_fn(|i| i as u8 + 1),
+                signature,
+            }),
+            ..sample()
         }
     }
 
@@ -302,8 +353,39 @@ mod tests {
     }
 
     #[test]
+    fn sealed_and_signed_round_trip() {
+        for f in [sealed(None), sealed(Some(vec![0x30, 0x82, 1, 2, 3]))] {
+            assert_eq!(LoaderFile::from_bytes(&f.to_bytes().unwrap()).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn flags_that_do_not_fit_are_refused() {
+        // Signed but not sealed; an unknown flag; a signature length
+        // without the signed flag: each with a valid checksum.
+        for (flags, sig_len) in [(SIGNED, 5), (4, 0), (SEALED, 5), (SEALED | SIGNED, 0)] {
+            let mut bytes = sealed(Some(vec![1, 2, 3, 4, 5])).to_bytes().unwrap();
+            bytes[44..48].copy_from_slice(&flags.to_le_bytes());
+            bytes[56..60].copy_from_slice(&(sig_len as u32).to_le_bytes());
+            let sum = checksum(&bytes);
+            bytes[16..24].copy_from_slice(&sum.to_le_bytes());
+            let err = LoaderFile::from_bytes(&bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("flags") || err.contains("past") || err.contains("after"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn every_flipped_byte_and_every_truncation_is_refused() {
-        let bytes = sample().to_bytes().unwrap();
+        for f in [sample(), sealed(Some(vec![9; 11]))] {
+            every_flip_refused(&f);
+        }
+    }
+
+    fn every_flip_refused(f: &LoaderFile) {
+        let bytes = f.to_bytes().unwrap();
         for i in 0..bytes.len() {
             for bit in [0x01, 0x80] {
                 let mut b = bytes.clone();

@@ -27,6 +27,7 @@ use std::fmt::Write as _;
 
 use ksymrelo_core::gen::{ctx, Step};
 
+use crate::error::SealProblem;
 use crate::loader_file::LoaderFile;
 
 /// A C identifier from `name`: what is not a letter, digit or `_` becomes
@@ -145,6 +146,12 @@ struct {name} {{
 \t * ran), its map or program index, the extern index + 1, the errno. */
 \tunsigned int failed_step, failed_index, failed_extern;
 \tint failed_errno;
+\t/* When the loader did not run: which call of the runner failed (1
+\t * creating the data map, 2 writing it, 3 freezing it, 4 hashing it, 5
+\t * loading the loader, 6 running it). */
+\tunsigned int failed_call;
+\t/* The keyring a signed loader's signature was checked with. */
+\tint keyring_id;
 }};
 
 #define {upper}__CTX_SIZE {ctx_size}u
@@ -165,6 +172,24 @@ static const unsigned char {name}__loader[] __attribute__((aligned(8))) = {{
     );
     c_bytes(&file.blob, &mut out);
     out.push_str("};\n\n");
+    if let Some(seal) = &file.seal {
+        let _ = writeln!(
+            out,
+            "/* Sealed: the data map is exclusive to the loader whose SHA-256 this is. */\n\
+             static const unsigned char {name}__loader_sha256[32] __attribute__((aligned(8))) = {{"
+        );
+        c_bytes(&seal.loader_sha256, &mut out);
+        out.push_str("};\n\n");
+        if let Some(sig) = &seal.signature {
+            let _ = writeln!(
+                out,
+                "/* PKCS#7 signature of the loader's instructions. */\n\
+                 static const unsigned char {name}__signature[] = {{"
+            );
+            c_bytes(sig, &mut out);
+            out.push_str("};\n\n");
+        }
+    }
     for (what, list) in [
         ("map", file.maps.iter().map(|m| m.name.clone()).collect::<Vec<_>>()),
         ("prog", file.progs.iter().map(|p| p.name.clone()).collect()),
@@ -188,6 +213,7 @@ static const unsigned char {name}__loader[] __attribute__((aligned(8))) = {{
         ),
         (Step::AttachTarget(0), "finding the attach target of program"),
         (Step::Program(0), "loading program"),
+        (Step::Seal, "checking the sealed data"),
     ];
     let _ = writeln!(out, "static const char *const {name}__step_names[] = {{\n\t\"none\",");
     for (i, (step, text)) in steps.iter().enumerate() {
@@ -197,145 +223,188 @@ static const unsigned char {name}__loader[] __attribute__((aligned(8))) = {{
     out.push_str("};\n\n");
     let _ = write!(
         out,
-        "static inline int {name}__bpf(int cmd, union bpf_attr *attr)
+        r#"/* Attributes are written by offset where <linux/bpf.h> may be older than
+ * the kernel (sealing and signing, Linux 6.18); the tail stays zero. */
+union {name}__attr {{
+	union bpf_attr attr;
+	unsigned char raw[256];
+}};
+
+static inline int {name}__bpf(int cmd, union {name}__attr *a)
 {{
-\treturn (int)syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+	return (int)syscall(__NR_bpf, cmd, a, sizeof(*a));
 }}
 
 static inline uint32_t {name}__u32(const unsigned char *p)
 {{
-\tuint32_t v;
+	uint32_t v;
 
-\tmemcpy(&v, p, sizeof(v));
-\treturn v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}}
+
+static inline void {name}__put(unsigned char *at, uint64_t v, size_t size)
+{{
+	if (size == 4) {{
+		uint32_t w = (uint32_t)v;
+
+		memcpy(at, &w, 4);
+	}} else {{
+		memcpy(at, &v, 8);
+	}}
 }}
 
 /* Closes every descriptor of a loaded skeleton. */
 static inline void {name}__close(struct {name} *skel)
 {{
-\tint *fd = &skel->maps.{first_map}, n = (int)(sizeof(skel->maps) / sizeof(int));
-\tint i;
+	int *fd = &skel->maps.{first_map}, n = (int)(sizeof(skel->maps) / sizeof(int));
+	int i;
 
-\tfor (i = 0; i < n; i++)
-\t\tif (fd[i] >= 0)
-\t\t\tclose(fd[i]);
-\tfd = &skel->progs.{first_prog};
-\tn = (int)(sizeof(skel->progs) / sizeof(int));
-\tfor (i = 0; i < n; i++)
-\t\tif (fd[i] >= 0)
-\t\t\tclose(fd[i]);
-\tmemset(&skel->maps, 0xff, sizeof(skel->maps));
-\tmemset(&skel->progs, 0xff, sizeof(skel->progs));
+	for (i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	fd = &skel->progs.{first_prog};
+	n = (int)(sizeof(skel->progs) / sizeof(int));
+	for (i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	memset(&skel->maps, 0xff, sizeof(skel->maps));
+	memset(&skel->progs, 0xff, sizeof(skel->progs));
 }}
 
-/* Runs the loader: 0 and every descriptor in skel, or -errno and none. */
+/* Runs the loader: 0 and every descriptor in skel, or -errno and none.
+ * keyring_id: the keyring that checks a signed loader's signature (a key
+ * serial, a special id, or 0: the kernel's built-in trusted keys). */
+static inline int {name}__load_keyring(struct {name} *skel, int keyring_id)
+{{
+	unsigned char ctx[{upper}__CTX_SIZE] __attribute__((aligned(8)));
+	union {name}__attr a;
+	union bpf_attr *const attr = &a.attr;
+	int map_fd = -1, prog_fd = -1, err;
+	uint32_t key = 0, i;
+
+	memset(skel, 0, sizeof(*skel));
+	memset(&skel->maps, 0xff, sizeof(skel->maps));
+	memset(&skel->progs, 0xff, sizeof(skel->progs));
+	skel->keyring_id = keyring_id;
+	(void)keyring_id;
+	memset(ctx, 0, sizeof(ctx));
+	key = {upper}__CTX_SIZE;
+	memcpy(ctx, &key, sizeof(key));
+	key = 0;
+
+	memset(&a, 0, sizeof(a));
+	attr->map_type = BPF_MAP_TYPE_ARRAY;
+	attr->key_size = 4;
+	attr->value_size = sizeof({name}__blob);
+	attr->max_entries = 1;
+	strncpy(attr->map_name, "ksymrelo_skel", sizeof(attr->map_name) - 1);
+{excl_hash}	skel->failed_call = 1;
+	map_fd = {name}__bpf(BPF_MAP_CREATE, &a);
+	if (map_fd < 0)
+		goto fail;
+	memset(&a, 0, sizeof(a));
+	attr->map_fd = map_fd;
+	attr->key = (uint64_t)(unsigned long)&key;
+	attr->value = (uint64_t)(unsigned long){name}__blob;
+	skel->failed_call = 2;
+	if ({name}__bpf(BPF_MAP_UPDATE_ELEM, &a) < 0)
+		goto fail;
+	memset(&a, 0, sizeof(a));
+	attr->map_fd = map_fd;
+	skel->failed_call = 3;
+	if ({name}__bpf(BPF_MAP_FREEZE, &a) < 0)
+		goto fail;
+{map_hash}
+	memset(&a, 0, sizeof(a));
+	attr->prog_type = BPF_PROG_TYPE_SYSCALL;
+	attr->insns = (uint64_t)(unsigned long){name}__loader;
+	attr->insn_cnt = sizeof({name}__loader) / sizeof(struct bpf_insn);
+	attr->license = (uint64_t)(unsigned long)"Dual BSD/GPL";
+	attr->prog_flags = BPF_F_SLEEPABLE;
+	attr->fd_array = (uint64_t)(unsigned long)&map_fd;
+	strncpy(attr->prog_name, "ksymrelo_skel", sizeof(attr->prog_name) - 1);
+{signature}	skel->failed_call = 5;
+	prog_fd = {name}__bpf(BPF_PROG_LOAD, &a);
+	if (prog_fd < 0)
+		goto fail;
+
+	memset(&a, 0, sizeof(a));
+	attr->test.prog_fd = prog_fd;
+	attr->test.ctx_in = (uint64_t)(unsigned long)ctx;
+	attr->test.ctx_size_in = sizeof(ctx);
+	skel->failed_call = 6;
+	if ({name}__bpf(BPF_PROG_TEST_RUN, &a) < 0)
+		goto fail;
+	skel->failed_call = 0;
+	skel->failed_step = {name}__u32(ctx + {step_off});
+	if (skel->failed_step) {{
+		skel->failed_index = {name}__u32(ctx + {index_off});
+		skel->failed_extern = {name}__u32(ctx + {extern_off});
+		err = (int){name}__u32(ctx + {error_off});
+		skel->failed_errno = err < 0 ? -err : EIO;
+		goto out;
+	}}
+	if (attr->test.retval) {{
+		skel->failed_errno = EIO;
+		goto out;
+	}}
+{take_fds}	close(prog_fd);
+	close(map_fd);
+	return 0;
+fail:
+	skel->failed_errno = errno;
+out:
+	if (prog_fd >= 0)
+		close(prog_fd);
+	if (map_fd >= 0)
+		close(map_fd);
+	return -skel->failed_errno;
+}}
+
+/* {name}__load_keyring with keyring 0. */
 static inline int {name}__load(struct {name} *skel)
 {{
-\tunsigned char ctx[{upper}__CTX_SIZE] __attribute__((aligned(8)));
-\tunion bpf_attr attr;
-\tint map_fd = -1, prog_fd = -1, err;
-\tuint32_t key = 0, i;
-
-\tmemset(skel, 0, sizeof(*skel));
-\tmemset(&skel->maps, 0xff, sizeof(skel->maps));
-\tmemset(&skel->progs, 0xff, sizeof(skel->progs));
-\tmemset(ctx, 0, sizeof(ctx));
-\tkey = {upper}__CTX_SIZE;
-\tmemcpy(ctx, &key, sizeof(key));
-\tkey = 0;
-
-\tmemset(&attr, 0, sizeof(attr));
-\tattr.map_type = BPF_MAP_TYPE_ARRAY;
-\tattr.key_size = 4;
-\tattr.value_size = sizeof({name}__blob);
-\tattr.max_entries = 1;
-\tstrncpy(attr.map_name, \"ksymrelo_skel\", sizeof(attr.map_name) - 1);
-\tmap_fd = {name}__bpf(BPF_MAP_CREATE, &attr);
-\tif (map_fd < 0)
-\t\tgoto fail;
-\tmemset(&attr, 0, sizeof(attr));
-\tattr.map_fd = map_fd;
-\tattr.key = (uint64_t)(unsigned long)&key;
-\tattr.value = (uint64_t)(unsigned long){name}__blob;
-\tif ({name}__bpf(BPF_MAP_UPDATE_ELEM, &attr) < 0)
-\t\tgoto fail;
-\tmemset(&attr, 0, sizeof(attr));
-\tattr.map_fd = map_fd;
-\tif ({name}__bpf(BPF_MAP_FREEZE, &attr) < 0)
-\t\tgoto fail;
-
-\tmemset(&attr, 0, sizeof(attr));
-\tattr.prog_type = BPF_PROG_TYPE_SYSCALL;
-\tattr.insns = (uint64_t)(unsigned long){name}__loader;
-\tattr.insn_cnt = sizeof({name}__loader) / sizeof(struct bpf_insn);
-\tattr.license = (uint64_t)(unsigned long)\"Dual BSD/GPL\";
-\tattr.prog_flags = BPF_F_SLEEPABLE;
-\tattr.fd_array = (uint64_t)(unsigned long)&map_fd;
-\tstrncpy(attr.prog_name, \"ksymrelo_skel\", sizeof(attr.prog_name) - 1);
-\tprog_fd = {name}__bpf(BPF_PROG_LOAD, &attr);
-\tif (prog_fd < 0)
-\t\tgoto fail;
-
-\tmemset(&attr, 0, sizeof(attr));
-\tattr.test.prog_fd = prog_fd;
-\tattr.test.ctx_in = (uint64_t)(unsigned long)ctx;
-\tattr.test.ctx_size_in = sizeof(ctx);
-\tif ({name}__bpf(BPF_PROG_TEST_RUN, &attr) < 0)
-\t\tgoto fail;
-\tskel->failed_step = {name}__u32(ctx + {step_off});
-\tif (skel->failed_step) {{
-\t\tskel->failed_index = {name}__u32(ctx + {index_off});
-\t\tskel->failed_extern = {name}__u32(ctx + {extern_off});
-\t\terr = (int){name}__u32(ctx + {error_off});
-\t\tskel->failed_errno = err < 0 ? -err : EIO;
-\t\tgoto out;
-\t}}
-\tif (attr.test.retval) {{
-\t\tskel->failed_errno = EIO;
-\t\tgoto out;
-\t}}
-{take_fds}\tclose(prog_fd);
-\tclose(map_fd);
-\treturn 0;
-fail:
-\tskel->failed_errno = errno;
-out:
-\tif (prog_fd >= 0)
-\t\tclose(prog_fd);
-\tif (map_fd >= 0)
-\t\tclose(map_fd);
-\treturn -skel->failed_errno;
+	return {name}__load_keyring(skel, 0);
 }}
 
 /* What a failed {name}__load failed at, in words, into buf. */
 static inline const char *{name}__failure(const struct {name} *skel, char *buf, size_t len)
 {{
-\tconst char *what = \"\";
-\tunsigned int step = skel->failed_step;
+	static const char *const calls[] = {{
+		"loading the light-skeleton loader", "creating the loader's data map",
+		"writing the loader's data", "freezing the loader's data",
+		"hashing the loader's data", "loading the light-skeleton loader",
+		"running the light-skeleton loader",
+	}};
+	const char *what = "";
+	unsigned int step = skel->failed_step;
+	int e = skel->failed_errno;
 
-\tif (step == 0 || step > {last_step}) {{
-\t\tsnprintf(buf, len, \"loading the light-skeleton loader failed: %s\", strerror(skel->failed_errno));
-\t\treturn buf;
-\t}}
+{seal_failures}	if (step == 0 || step > {last_step}) {{
+		snprintf(buf, len, "%s failed: %s", calls[skel->failed_call < 7 ? skel->failed_call : 0],
+			 strerror(e));
+		return buf;
+	}}
 {name_of_index}
-\tif (step == 5 && skel->failed_extern > 0 &&
-\t    skel->failed_extern <= sizeof({name}__extern_names) / sizeof(char *) - 1) {{
-\t\tconst char *ext = {name}__extern_names[skel->failed_extern - 1];
+	if (step == 5 && skel->failed_extern > 0 &&
+	    skel->failed_extern <= sizeof({name}__extern_names) / sizeof(char *) - 1) {{
+		const char *ext = {name}__extern_names[skel->failed_extern - 1];
 
-\t\tif (skel->failed_errno == ENOENT)
-\t\t\tsnprintf(buf, len, \"extern '%s' (strong): not resolved (in program '%s')\", ext, what);
-\t\telse
-\t\t\tsnprintf(buf, len, \"resolving extern '%s' of program '%s' failed: %s\", ext, what,
-\t\t\t\t strerror(skel->failed_errno));
-\t\treturn buf;
-\t}}
-\tsnprintf(buf, len, \"%s%s%s%s failed: %s\", {name}__step_names[step], *what ? \" '\" : \"\", what,
-\t\t *what ? \"'\" : \"\", strerror(skel->failed_errno));
-\treturn buf;
+		if (e == ENOENT)
+			snprintf(buf, len, "extern '%s' (strong): not resolved (in program '%s')", ext, what);
+		else
+			snprintf(buf, len, "resolving extern '%s' of program '%s' failed: %s", ext, what,
+				 strerror(e));
+		return buf;
+	}}
+	snprintf(buf, len, "%s%s%s%s failed: %s", {name}__step_names[step], *what ? " '" : "", what,
+		 *what ? "'" : "", strerror(e));
+	return buf;
 }}
 
 #endif /* {guard} */
-",
+"#,
         upper = name.to_ascii_uppercase(),
         first_map = maps.first().map_or("_none", String::as_str),
         first_prog = progs.first().map_or("_none", String::as_str),
@@ -346,8 +415,107 @@ static inline const char *{name}__failure(const struct {name} *skel, char *buf, 
         last_step = steps.len(),
         take_fds = take_fds(name, file.maps.len(), file.progs.len()),
         name_of_index = name_of_index(name, file.maps.len(), file.progs.len()),
+        excl_hash = sealed_lines(name, file, SealPart::ExclusiveMap),
+        map_hash = sealed_lines(name, file, SealPart::MapHash),
+        signature = sealed_lines(name, file, SealPart::Signature),
+        seal_failures = sealed_lines(name, file, SealPart::Failures),
     );
     out
+}
+
+/// The parts of the runner a sealed (and signed) loader adds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SealPart {
+    ExclusiveMap,
+    MapHash,
+    Signature,
+    Failures,
+}
+
+/// The runner's lines for `part` (none for a loader that is not sealed,
+/// or not signed). Offsets are `union bpf_attr`'s and `struct
+/// bpf_map_info`'s of Linux 6.18; the words are [`SealProblem`]'s.
+fn sealed_lines(name: &str, file: &LoaderFile, part: SealPart) -> String {
+    let Some(seal) = &file.seal else {
+        return String::new();
+    };
+    let signed = seal.signature.is_some();
+    let c = |p: SealProblem| c_string(&p.to_string());
+    match part {
+        SealPart::ExclusiveMap => format!(
+            "\t{name}__put(a.raw + 80, (uint64_t)(unsigned long){name}__loader_sha256, 8); /* excl_prog_hash */\n\
+             \t{name}__put(a.raw + 88, 32, 4); /* excl_prog_hash_size */\n"
+        ),
+        SealPart::MapHash => format!(
+            "\t{{
+\t\tunsigned char info[104] __attribute__((aligned(8))), hash[32];
+
+\t\t/* The kernel hashes the frozen data and keeps the hash in the map,
+\t\t * where the loader compares it with the one it was made for. */
+\t\tmemset(info, 0, sizeof(info));
+\t\t{name}__put(info + 88, (uint64_t)(unsigned long)hash, 8);
+\t\t{name}__put(info + 96, sizeof(hash), 4);
+\t\tmemset(&a, 0, sizeof(a));
+\t\tattr->info.bpf_fd = map_fd;
+\t\tattr->info.info_len = sizeof(info);
+\t\tattr->info.info = (uint64_t)(unsigned long)info;
+\t\tskel->failed_call = 4;
+\t\tif ({name}__bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0)
+\t\t\tgoto fail;
+\t}}
+"
+        ),
+        SealPart::Signature if signed => format!(
+            "\t{name}__put(a.raw + 152, (uint64_t)(unsigned long){name}__signature, 8); /* signature */\n\
+             \t{name}__put(a.raw + 160, sizeof({name}__signature), 4);\n\
+             \t{name}__put(a.raw + 164, (uint32_t)keyring_id, 4);\n"
+        ),
+        SealPart::Signature => String::new(),
+        SealPart::Failures => {
+            let mut out = format!(
+                "\tif (step == {seal_step}) {{
+\t\tsnprintf(buf, len, \"%s\", e == EPERM ? {not_exclusive} : {data_altered});
+\t\treturn buf;
+\t}}
+\tif (step == 0 && skel->failed_call == 1 && (e == EINVAL || e == E2BIG)) {{
+\t\tsnprintf(buf, len, \"sealed loader: creating the data map failed (%s): exclusive maps need \"
+\t\t\t \"Linux 6.18 or later; generate the loader without --sealed to run it here\", strerror(e));
+\t\treturn buf;
+\t}}
+\tif (step == 0 && skel->failed_call == 5 && e == EACCES) {{
+\t\tsnprintf(buf, len, \"%s\", {loader_altered});
+\t\treturn buf;
+\t}}
+",
+                seal_step = Step::Seal.code().0,
+                not_exclusive = c(SealProblem::NotExclusive),
+                data_altered = c(SealProblem::DataAltered),
+                loader_altered = c(SealProblem::LoaderAltered),
+            );
+            if signed {
+                let _ = write!(
+                    out,
+                    "\tif (step == 0 && skel->failed_call == 5 && e == EOPNOTSUPP) {{
+\t\tsnprintf(buf, len, \"%s\", {unsupported});
+\t\treturn buf;
+\t}}
+\tif (step == 0 && skel->failed_call == 5 && e == ENOKEY) {{
+\t\tsnprintf(buf, len, \"signed loader: keyring %d holds no key that made the loader's \"
+\t\t\t \"signature (ENOKEY): add the signing certificate's key to it\", skel->keyring_id);
+\t\treturn buf;
+\t}}
+\tif (step == 0 && skel->failed_call == 5 && (e == EKEYREJECTED || e == EBADMSG)) {{
+\t\tsnprintf(buf, len, \"signed loader: the kernel refused the loader's signature (%s): the \"
+\t\t\t \"loader or its signature was altered, or the signing key is not trusted\", strerror(e));
+\t\treturn buf;
+\t}}
+",
+                    unsupported = c(SealProblem::SignaturesUnsupported),
+                );
+            }
+            out
+        }
+    }
 }
 
 /// The runner's lines that take the descriptors out of the context (none

@@ -76,6 +76,13 @@ enum Command {
         /// With --run: print one JSON document.
         #[arg(long)]
         json: bool,
+        /// Seal the loader to its data (Linux 6.18): the data goes into a
+        /// map exclusive to the loader, and the loader refuses data whose
+        /// SHA-256 is not the one it was generated with.
+        #[arg(long)]
+        sealed: bool,
+        #[command(flatten)]
+        keyring: KeyringArg,
     },
     /// Run a loader `ksymrelo gen -o FILE` wrote: every map and program of
     /// its object created inside this kernel, extern types checked first.
@@ -86,6 +93,8 @@ enum Command {
         /// the kernel received) and externs.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keyring: KeyringArg,
     },
     /// Check on which of many saved kernels every ksym of OBJECT resolves.
     #[command(after_help = CHECK_HELP)]
@@ -216,8 +225,50 @@ fn fail(what: &std::path::Path, e: &ksymrelo_std::Error, json: bool) -> ExitCode
     ExitCode::from(exit_code(e.reason()))
 }
 
+/// The keyring a signed loader's signature is checked with.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct KeyringArg {
+    /// Keyring that verifies a signed loader: a key serial (`keyctl
+    /// show`), a special id such as -4 (the user keyring), or 0 for the
+    /// kernel's built-in trusted keys.
+    #[arg(
+        long = "keyring-id",
+        value_name = "ID",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keyring_id: i32,
+}
+
+impl KeyringArg {
+    fn skel_options(self) -> ksymrelo_std::skel::SkelOptions {
+        ksymrelo_std::skel::SkelOptions {
+            keyring_id: self.keyring_id,
+            ..Default::default()
+        }
+    }
+}
+
+/// What `ksymrelo gen` was asked.
+struct GenArgs<'a> {
+    object: &'a std::path::Path,
+    output: Option<&'a std::path::Path>,
+    run: bool,
+    json: bool,
+    sealed: bool,
+    keyring: KeyringArg,
+}
+
 /// `ksymrelo gen`.
-fn gen(object: &std::path::Path, output: Option<&std::path::Path>, run: bool, json: bool) -> ExitCode {
+fn gen(args: GenArgs<'_>) -> ExitCode {
+    let GenArgs {
+        object,
+        output,
+        run,
+        json,
+        sealed,
+        keyring,
+    } = args;
     use ksymrelo_std::generate;
     let data = match std::fs::read(object) {
         Ok(d) => d,
@@ -226,7 +277,7 @@ fn gen(object: &std::path::Path, output: Option<&std::path::Path>, run: bool, js
             return ExitCode::from(3);
         }
     };
-    let file = match generate::generate(&data, &object.to_string_lossy()) {
+    let file = match generate::generate(&data, &object.to_string_lossy(), &generate::GenerateOptions { sealed }) {
         Ok(f) => f,
         Err(e) => return fail(object, &e, json),
     };
@@ -253,13 +304,18 @@ fn gen(object: &std::path::Path, output: Option<&std::path::Path>, run: bool, js
         return ExitCode::from(2);
     }
     if run {
-        return run_file(object, &file, json);
+        return run_file(object, &file, json, keyring);
     }
     ExitCode::SUCCESS
 }
 
 /// Runs a generated loader (`ksymrelo run`, `ksymrelo gen --run`).
-fn run_file(what: &std::path::Path, file: &ksymrelo_std::loader_file::LoaderFile, json: bool) -> ExitCode {
+fn run_file(
+    what: &std::path::Path,
+    file: &ksymrelo_std::loader_file::LoaderFile,
+    json: bool,
+    keyring: KeyringArg,
+) -> ExitCode {
     use ksymrelo_std::generate;
     let kernel = Kernel::live();
     let preflight = match generate::preflight(&file.object, &kernel) {
@@ -269,7 +325,7 @@ fn run_file(what: &std::path::Path, file: &ksymrelo_std::loader_file::LoaderFile
     if let Some(note) = &preflight.note {
         eprintln!("ksymrelo: {}: {note}", what.display());
     }
-    match generate::run(file, &Default::default()) {
+    match generate::run(file, &keyring.skel_options()) {
         Ok(ran) => {
             if json {
                 emit(&format!(
@@ -293,13 +349,22 @@ fn main() -> ExitCode {
             output,
             run,
             json,
-        } => gen(&object, output.as_deref(), run, json),
-        Command::Run { file, json } => {
+            sealed,
+            keyring,
+        } => gen(GenArgs {
+            object: &object,
+            output: output.as_deref(),
+            run,
+            json,
+            sealed,
+            keyring,
+        }),
+        Command::Run { file, json, keyring } => {
             let loaded = std::fs::read(&file)
                 .map_err(|e| ksymrelo_std::Error::io(format!("reading {}", file.display()), e))
                 .and_then(|bytes| ksymrelo_std::loader_file::LoaderFile::from_bytes(&bytes));
             match loaded {
-                Ok(f) => run_file(&file, &f, json),
+                Ok(f) => run_file(&file, &f, json, keyring),
                 Err(e) => fail(&file, &e, json),
             }
         }

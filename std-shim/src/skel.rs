@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use ksymrelo_core::gen::{self, Failure, Load, Step};
 use ksymrelo_core::insn::Insn;
 
-use crate::error::{Error, ResolverFault, Result};
+use crate::error::{Error, ResolverFault, Result, SealProblem};
 use crate::sys;
 
 /// How to run a loader.
@@ -29,12 +29,50 @@ pub struct SkelOptions {
     /// Size of the log buffer lent to a failed BTF or program load (which
     /// is then run again with the log on); 0: no log.
     pub log_size: usize,
+    /// The keyring that verifies a signed loader's signature: a key serial
+    /// (`keyctl show`), a special keyring id (negative), or 0 for the
+    /// kernel's built-in trusted keys (1: and the secondary keyring, 2:
+    /// the platform keyring).
+    pub keyring_id: i32,
 }
 
 impl Default for SkelOptions {
     fn default() -> Self {
-        SkelOptions { log_size: 1 << 20 }
+        SkelOptions {
+            log_size: 1 << 20,
+            keyring_id: 0,
+        }
     }
+}
+
+/// What binds a sealed loader to its data (Linux 6.18): the data map is
+/// created exclusive to the loader's instructions, frozen and hashed by
+/// the kernel, and the loader checks that hash first
+/// ([`ksymrelo_core::gen::emit_sealed_load`]); a signature lets the kernel
+/// check the loader itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    /// SHA-256 of the loader's instructions as generated: the data map's
+    /// `excl_prog_hash`.
+    pub loader_sha256: [u8; 32],
+    /// A detached PKCS#7 (DER) signature of the loader's instructions.
+    pub signature: Option<Vec<u8>>,
+}
+
+impl Seal {
+    /// The seal of `loader` as generated, unsigned.
+    pub fn of(loader: &[Insn]) -> Seal {
+        Seal {
+            loader_sha256: sha256(ksymrelo_core::insn::as_bytes(loader)),
+            signature: None,
+        }
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
 }
 
 /// What a successful load created.
@@ -108,15 +146,28 @@ pub fn load(load: &Load<'_>, opts: &SkelOptions) -> Result<Loaded> {
     let mut loader = vec![Insn::default(); planned.loader_len as usize];
     let mut blob = vec![0u8; planned.end as usize];
     let layout = gen::emit_load(load, &mut loader, &mut blob)?;
-    run(&loader, &blob, layout.ctx_size, &StepNames::of(load), opts)
+    run(&loader, &blob, layout.ctx_size, None, &StepNames::of(load), opts)
 }
 
 /// Runs an emitted loader (`loader`, `blob`, the context size of its
-/// layout) and returns the descriptors it created, one per name in
-/// `names.maps` and `names.progs`; errors as [`load`]'s.
-pub fn run(loader: &[Insn], blob: &[u8], ctx_size: u32, names: &StepNames, opts: &SkelOptions) -> Result<Loaded> {
+/// layout; `seal` if it was emitted sealed) and returns the descriptors it
+/// created, one per name in `names.maps` and `names.progs`; errors as
+/// [`load`]'s, and for a sealed loader [`Error::Seal`].
+pub fn run(
+    loader: &[Insn],
+    blob: &[u8],
+    ctx_size: u32,
+    seal: Option<&Seal>,
+    names: &StepNames,
+    opts: &SkelOptions,
+) -> Result<Loaded> {
     let (map_cnt, prog_cnt) = (names.maps.len(), names.progs.len());
-    let run = run_loader(loader, blob, ctx_size, None, 0)?;
+    let sealed = seal.map(|seal| Sealed {
+        seal,
+        keyring_id: opts.keyring_id,
+    });
+    let sealed = sealed.as_ref();
+    let run = run_loader(loader, blob, ctx_size, sealed, None, 0)?;
     // Take every descriptor first, so each is closed on every path below.
     let mut fds = gen::fds(&run.ctx, map_cnt, prog_cnt).map(|fd| {
         if run.retval == 0 {
@@ -135,7 +186,7 @@ pub fn run(loader: &[Insn], blob: &[u8], ctx_size: u32, names: &StepNames, opts:
                 Step::Btf => 0,
                 _ => gen::ctx::PROGRAM_LOG_ONLY,
             };
-            let again = run_loader(loader, blob, ctx_size, Some(&mut buf), flags)?;
+            let again = run_loader(loader, blob, ctx_size, sealed, Some(&mut buf), flags)?;
             if gen::failure(&again.ctx).is_some() {
                 log = Some(sys::c_string(&buf)).filter(|l| !l.is_empty());
             } else if again.retval == 0 {
@@ -162,18 +213,65 @@ pub fn run(loader: &[Insn], blob: &[u8], ctx_size: u32, names: &StepNames, opts:
     })
 }
 
+/// A sealed loader's seal and the keyring its signature is checked with.
+#[derive(Clone, Copy, Debug)]
+pub struct Sealed<'a> {
+    /// From the generator.
+    pub seal: &'a Seal,
+    /// From whoever runs it ([`SkelOptions::keyring_id`]).
+    pub keyring_id: i32,
+}
+
 /// Runs `loader` once over `blob` with a zeroed context of `ctx_size`
 /// bytes (and `log` lent to what it loads; `flags`: the context's), and
-/// reads both back.
+/// reads both back. A `sealed` loader's blob goes into a map exclusive to
+/// it, frozen and hashed, and the loader is loaded with its signature.
 ///
 /// Descriptors the loader leaves in the context become this process's:
 /// the caller must take them ([`load`] does).
-pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut [u8]>, flags: u32) -> Result<Run> {
-    let map = sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, "ksymrelo_skel")
-        .map_err(|e| Error::bpf("creating the loader's blob map", e))?;
+pub fn run_loader(
+    loader: &[Insn],
+    blob: &[u8],
+    ctx_size: u32,
+    sealed: Option<&Sealed<'_>>,
+    log: Option<&mut [u8]>,
+    flags: u32,
+) -> Result<Run> {
+    let name = "ksymrelo_skel";
+    let map = match sealed {
+        None => sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, name)
+            .map_err(|e| Error::bpf("creating the loader's blob map", e))?,
+        Some(s) => sys::exclusive_array_create(blob.len() as u32, name, &s.seal.loader_sha256)
+            .map_err(|e| exclusive_refused(e, blob.len() as u32))?,
+    };
     sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), blob)
         .map_err(|e| Error::bpf("writing the loader blob", e))?;
     sys::map_freeze(map.as_fd()).map_err(|e| Error::bpf("freezing the loader blob", e))?;
+    if sealed.is_some() {
+        // The kernel hashes the frozen value now and keeps the hash in the
+        // map, where the loader reads it.
+        sys::map_hash(map.as_fd()).map_err(|e| Error::Seal(SealProblem::NoMapHash { errno: e.errno() }))?;
+    }
+    let signature = match sealed {
+        Some(Sealed {
+            seal: Seal {
+                signature: Some(der), ..
+            },
+            keyring_id,
+        }) => {
+            sys::check_keyring(*keyring_id).map_err(|errno| {
+                Error::Seal(SealProblem::NoSuchKeyring {
+                    keyring_id: *keyring_id,
+                    errno,
+                })
+            })?;
+            Some(sys::ProgSignature {
+                der,
+                keyring_id: *keyring_id,
+            })
+        }
+        _ => None,
+    };
     let fd_array = [map.as_raw_fd()];
     let mut verifier_log = vec![0u8; 1 << 20];
     let prog = sys::prog_load(&mut sys::ProgLoad {
@@ -186,8 +284,9 @@ pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut 
         fd_array: Some(&fd_array),
         log: Some(&mut verifier_log),
         btf: None,
+        signature,
     })
-    .map_err(|e| Error::bpf("loading the light-skeleton loader", e))?;
+    .map_err(|e| refused(e, sealed))?;
     let mut ctx = vec![0u8; ctx_size as usize];
     if let Some(sz) = ctx.get_mut(..4) {
         sz.copy_from_slice(&ctx_size.to_ne_bytes());
@@ -202,6 +301,46 @@ pub fn run_loader(loader: &[Insn], blob: &[u8], ctx_size: u32, log: Option<&mut 
         ctx,
         blob: after,
     })
+}
+
+/// The error of a refused exclusive map: a kernel before 6.18 refuses the
+/// `excl_prog_hash` field (`EINVAL`, or `E2BIG` past its `bpf_attr`) but
+/// creates the same map without it.
+fn exclusive_refused(e: sys::BpfError, value_size: u32) -> Error {
+    let lacks_field = match e.errno() {
+        libc::E2BIG => true,
+        libc::EINVAL => sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, value_size, 1, "ksymrelo_probe").is_ok(),
+        _ => false,
+    };
+    if lacks_field {
+        return Error::Seal(SealProblem::NoExclusiveMaps { errno: e.errno() });
+    }
+    Error::bpf("creating the loader's exclusive blob map", e)
+}
+
+/// The error of a refused loader load: what a sealed or signed loader's
+/// refusal means, or the kernel's error with the verifier log.
+fn refused(e: sys::BpfError, sealed: Option<&Sealed<'_>>) -> Error {
+    if let Some(s) = sealed {
+        let signed = s.seal.signature.is_some();
+        let problem = match e.errno() {
+            libc::EACCES if e.verifier_log().is_some_and(|l| l.contains("excl_prog_hash")) => {
+                Some(SealProblem::LoaderAltered)
+            }
+            libc::EOPNOTSUPP if signed => Some(SealProblem::SignaturesUnsupported),
+            libc::ENOKEY if signed => Some(SealProblem::KeyNotInKeyring {
+                keyring_id: s.keyring_id,
+            }),
+            libc::EKEYREJECTED | libc::EBADMSG | libc::EKEYEXPIRED | libc::EKEYREVOKED if signed => {
+                Some(SealProblem::SignatureRefused { errno: e.errno() })
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Error::Seal(problem);
+        }
+    }
+    Error::bpf("loading the light-skeleton loader", e)
 }
 
 /// Copies the value of `key` of the array or hash map `fd` (one the
@@ -244,6 +383,8 @@ fn loader_error(names: &StepNames, failure: Failure, log: Option<String>) -> Err
             )
         }
         Step::Program(i) => format!("light-skeleton loader: loading {} failed", prog(i)),
+        Step::Seal if errno == ksymrelo_core::bpf::EPERM => return Error::Seal(SealProblem::NotExclusive),
+        Step::Seal => return Error::Seal(SealProblem::DataAltered),
     };
     Error::Loader {
         step,

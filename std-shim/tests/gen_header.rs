@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ksymrelo_std::generate::{self, GenerateOptions};
+use ksymrelo_std::loader_file::LoaderFile;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures")
@@ -28,12 +31,49 @@ fn header(dir: &Path, object: &str, name: &str) {
     );
 }
 
+/// Writes header `name`.h of `file` (generated from `object`) into `dir`.
+fn header_of(dir: &Path, file: &LoaderFile, object: &str, name: &str) {
+    let externs = generate::extern_names(&file.object).unwrap();
+    let text = ksymrelo_std::loader_header::header(file, name, object, &externs);
+    std::fs::write(dir.join(format!("{name}.h")), text).unwrap();
+}
+
+/// Sealed headers of multi_section.bpf.o: as generated, with one byte of
+/// its data flipped, and with one byte of its loader flipped (in the
+/// blob's SHA-256 it carries, so that only the seal can refuse it).
+fn sealed_headers(dir: &Path) {
+    let object = "multi_section.bpf.o";
+    let bytes = std::fs::read(fixture(object)).unwrap();
+    let sealed = generate::generate(&bytes, object, &GenerateOptions { sealed: true }).unwrap();
+    header_of(dir, &sealed, object, "skel_sealed");
+    let mut data = sealed.clone();
+    let at = data.progs[1].blob_insns_off as usize + 4;
+    data.blob[at] ^= 1;
+    header_of(dir, &data, object, "skel_data");
+    let mut code = sealed.clone();
+    let digest = ksymrelo_std::skel::sha256(&sealed.blob);
+    let imm = code
+        .loader
+        .iter()
+        .position(|i| i.imm().to_le_bytes() == digest[..4])
+        .expect("the loader carries its blob's SHA-256");
+    code.loader[imm] = ksymrelo_core::insn::Insn::new(
+        code.loader[imm].code,
+        code.loader[imm].dst_reg(),
+        code.loader[imm].src_reg(),
+        code.loader[imm].off(),
+        code.loader[imm].imm() ^ 1,
+    );
+    header_of(dir, &code, object, "skel_code");
+}
+
 #[test]
 fn generated_headers_load_and_fail_clearly_from_c() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gen-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     header(&dir, "multi_section.bpf.o", "skel_ok");
     header(&dir, "err_strong_missing.bpf.o", "skel_bad");
+    sealed_headers(&dir);
     let exe = dir.join("gen_header_test");
     let cc = Command::new("gcc")
         .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
@@ -54,11 +94,36 @@ fn generated_headers_load_and_fail_clearly_from_c() {
     }
     let run = Command::new(&exe).output().unwrap();
     let text = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{text}{}", String::from_utf8_lossy(&run.stderr));
+    if run.status.code() == Some(77) {
+        // A kernel before 6.18: said so, clearly.
+        assert!(text.contains("exclusive maps need Linux 6.18 or later"), "{text}");
+        assert!(!kernel_at_least(6, 18), "{text}");
+    } else {
+        assert!(run.status.success(), "{text}{}", String::from_utf8_lossy(&run.stderr));
+        assert!(text.contains("sealed loaded: ms_syscall ms_xdp"), "{text}");
+        assert!(
+            text.contains("data: sealed loader: the loader refused its data"),
+            "{text}"
+        );
+        assert!(text.contains("the data was altered"), "{text}");
+        assert!(
+            text.contains("code: sealed loader: the kernel refused the loader"),
+            "{text}"
+        );
+        assert!(text.contains("the loader was altered"), "{text}");
+    }
     assert!(text.contains("ok loaded: ms_syscall ms_xdp"), "{text}");
     assert!(
         text.contains("bad: extern 'ksymrelo_strong_missing' (strong): not resolved (in program 'err')"),
         "{text}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    (next(), next()) >= (major, minor)
 }

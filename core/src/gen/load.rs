@@ -171,12 +171,18 @@ pub enum Step {
     AttachTarget(u32),
     /// `BPF_PROG_LOAD` of program N.
     Program(u32),
+    /// A sealed loader's check of its blob, before it uses a byte of it:
+    /// `-EPERM` when the blob's map is not exclusive to the loader,
+    /// `-EBADMSG` when the blob's SHA-256 is not the one the loader was
+    /// generated for (the data was altered).
+    Seal,
 }
 
 impl Step {
     /// (kind, index, extern + 1) as the context holds them.
     /// How the context records it: the step kind (1 BTF, 2 map create,
-    /// 3 map update, 4 map freeze, 5 extern, 6 attach target, 7 program)
+    /// 3 map update, 4 map freeze, 5 extern, 6 attach target, 7 program,
+    /// 8 seal)
     /// and its map or program index.
     pub fn code(self) -> (u32, u32) {
         match self {
@@ -187,6 +193,7 @@ impl Step {
             Step::Extern { prog, .. } => (5, prog),
             Step::AttachTarget(i) => (6, i),
             Step::Program(i) => (7, i),
+            Step::Seal => (8, 0),
         }
     }
 
@@ -204,6 +211,7 @@ impl Step {
             },
             6 => Step::AttachTarget(index),
             7 => Step::Program(index),
+            8 => Step::Seal,
             _ => return None,
         })
     }

@@ -14,6 +14,8 @@
 //!   the BTF fd, every map fd, every program fd; return r7
 //! start:
 //!   zero the status and the blob's descriptor table
+//!   [sealed: the blob's map exclusive to this loader, its SHA-256 the one
+//!   the loader was generated for]
 //!   BTF_LOAD; per map MAP_CREATE [UPDATE_ELEM] [FREEZE];
 //!   per program: ksym stage, [attach target], PROG_LOAD, close its module fds
 //!   close the BTF fd; map and program fds -> ctx; return 0
@@ -28,7 +30,7 @@ use super::emit::{close_module_fds, emit_sites, module_fd_offsets, Abort, Labels
 use super::load::{ctx, Load, Step};
 use super::place::{walk, LoadLayout, Piece, ProgPlace};
 use crate::asm::{Asm, Label, Reg};
-use crate::bpf::{helper, op};
+use crate::bpf::{helper, op, pseudo, EBADMSG, EPERM, MAP_EXCL_OFF, MAP_SHA_OFF};
 use crate::error::{Error, Result};
 use crate::insn::Insn;
 
@@ -51,7 +53,14 @@ const OPEN_SLOT: i16 = -16;
 /// for `load`, writing nothing.
 pub fn plan_load(load: &Load<'_>) -> Result<LoadLayout> {
     let layout = walk(load, |_| Ok(()))?;
-    assemble(load, layout, None)
+    assemble(load, layout, None, None)
+}
+
+/// [`plan_load`] for [`emit_sealed_load`] (the seal check makes the
+/// loader about 36 instructions longer).
+pub fn plan_sealed_load(load: &Load<'_>) -> Result<LoadLayout> {
+    let layout = walk(load, |_| Ok(()))?;
+    assemble(load, layout, None, Some(&[0; 32]))
 }
 
 /// Emits the loader into `loader` and the blob into `blob` (its first
@@ -68,9 +77,38 @@ pub fn emit_load(load: &Load<'_>, loader: &mut [Insn], blob: &mut [u8]) -> Resul
             capacity: blob.len(),
         });
     }
-    let layout = assemble(load, layout, Some(loader))?;
+    let layout = assemble(load, layout, Some(loader), None)?;
     super::blob::write(load, &layout, blob)?;
     Ok(layout)
+}
+
+/// [`emit_load`], sealed: the loader first checks that its blob's map is
+/// exclusive to it (`struct bpf_map`'s `excl`) and that the map's SHA-256
+/// (`sha`, which the kernel fills when `BPF_OBJ_GET_INFO_BY_FD` asks for a
+/// frozen map's hash) is `sha256(blob)`, and otherwise fails at
+/// [`Step::Seal`] before it reads a byte of the blob. `sha256` is given
+/// the blob's first [`LoadLayout::end`] bytes (a multiple of 8, so the
+/// kernel's hash of the array value covers exactly them).
+///
+/// Whoever runs it creates the blob's map with `excl_prog_hash` =
+/// SHA-256 of the loader's instructions, writes the blob, freezes the
+/// map and asks for its hash before loading the loader (Linux 6.18).
+pub fn emit_sealed_load(
+    load: &Load<'_>,
+    loader: &mut [Insn],
+    blob: &mut [u8],
+    sha256: impl FnOnce(&[u8]) -> [u8; 32],
+) -> Result<LoadLayout> {
+    let layout = walk(load, |_| Ok(()))?;
+    let Some(blob) = blob.get_mut(..layout.end as usize) else {
+        return Err(Error::CapacityExceeded {
+            what: "loader blob",
+            capacity: blob.len(),
+        });
+    };
+    super::blob::write(load, &layout, blob)?;
+    let digest = sha256(blob);
+    assemble(load, layout, Some(loader), Some(&digest))
 }
 
 /// The program `prog`'s instructions in `blob` as the loader left them
@@ -91,9 +129,14 @@ pub fn program_insns<'b>(load: &Load<'_>, blob: &'b [u8], prog: usize) -> Result
     super::patched_insns(blob, &ksym)
 }
 
-fn assemble(load: &Load<'_>, layout: LoadLayout, loader: Option<&mut [Insn]>) -> Result<LoadLayout> {
+fn assemble(
+    load: &Load<'_>,
+    layout: LoadLayout,
+    loader: Option<&mut [Insn]>,
+    seal: Option<&[u8; 32]>,
+) -> Result<LoadLayout> {
     let mut a = Asm::new(loader);
-    emit_program(load, &layout, &mut a)?;
+    emit_program(load, &layout, seal, &mut a)?;
     let loader_len = u32::try_from(a.finish()?).map_err(|_| Error::Overflow {
         what: "loader instructions",
     })?;
@@ -110,7 +153,7 @@ struct Marks {
     done: Label,
 }
 
-fn emit_program(load: &Load<'_>, layout: &LoadLayout, a: &mut Asm<'_>) -> Result<()> {
+fn emit_program(load: &Load<'_>, layout: &LoadLayout, seal: Option<&[u8; 32]>, a: &mut Asm<'_>) -> Result<()> {
     let m = Marks {
         stage: Labels::new(a)?,
         cleanup: a.label()?,
@@ -125,7 +168,11 @@ fn emit_program(load: &Load<'_>, layout: &LoadLayout, a: &mut Asm<'_>) -> Result
     a.bind(start)?;
     a.store_imm(op::ST_DW, R10, STEP_SLOT, 0)?;
     a.store_imm(op::ST_DW, R10, OPEN_SLOT, 0)?;
+    // The descriptor table first: the cleanup closes what it holds.
     zero_blob(a, m, 0, layout.prog_fds_off + 4 * (load.progs.len() as u32).max(1))?;
+    if let Some(digest) = seal {
+        emit_seal_check(a, m, digest)?;
+    }
     walk(load, |piece| emit_piece(a, layout, m, piece))?;
     if load.btf.is_some() {
         close_fd_at(a, m, layout.btf_fd_off)?;
@@ -139,6 +186,28 @@ fn emit_program(load: &Load<'_>, layout: &LoadLayout, a: &mut Asm<'_>) -> Result
     }
     a.mov_imm(R0, 0)?;
     a.exit()
+}
+
+/// Fails at [`Step::Seal`] unless the blob's map is exclusive (`-EPERM`)
+/// and its SHA-256 is `digest` (`-EBADMSG`).
+fn emit_seal_check(a: &mut Asm<'_>, m: Marks, digest: &[u8; 32]) -> Result<()> {
+    step(a, m, Step::Seal)?;
+    a.ld_imm64(R1, pseudo::MAP_IDX, BLOB, 0)?;
+    a.load(op::LDX_W, R2, R1, MAP_EXCL_OFF)?;
+    a.mov_imm(RET, -EPERM)?;
+    a.jump_back(op::JNE_IMM, R2, 1, m.cleanup)?;
+    a.mov_imm(RET, -EBADMSG)?;
+    for (i, dword) in digest.chunks_exact(8).enumerate() {
+        // The map's bytes read as a little-endian u64, as the target is.
+        let lo = i32::from_le_bytes([dword[0], dword[1], dword[2], dword[3]]);
+        let hi = i32::from_le_bytes([dword[4], dword[5], dword[6], dword[7]]);
+        a.ld_imm64(R1, pseudo::MAP_IDX, BLOB, 0)?;
+        a.load(op::LDX_DW, R2, R1, MAP_SHA_OFF + 8 * i as i16)?;
+        a.ld_imm64(R3, 0, lo, hi)?;
+        a.op(op::XOR64_REG, R2, R3, 0, 0)?;
+        a.jump_back(op::JNE_IMM, R2, 0, m.cleanup)?;
+    }
+    Ok(())
 }
 
 /// The cleanup every failure jumps back to (R7: the error).

@@ -57,7 +57,7 @@ pub use layout::Layout;
 pub use load::{
     ctx, ctx_size, failure, fds, AttachTarget, Failure, Load, MapDef, ProgDef, Records, Step, MAX_MAPS, MAX_PROGS,
 };
-pub use loader::{emit_load, plan_load, program_insns};
+pub use loader::{emit_load, emit_sealed_load, plan_load, plan_sealed_load, program_insns};
 pub use lookups::MAX_LOOKUPS;
 pub use place::LoadLayout;
 pub use readback::{fd_array, patched_insns, status};

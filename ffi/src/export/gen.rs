@@ -11,6 +11,11 @@ use ksymrelo_std::loader_file::LoaderFile;
 use ksymrelo_std::Kernel;
 
 use super::{bytes, bytes_mut, guard, string};
+
+/// `ksymrelo_gen` flag: seal the loader to its data: the data goes into a
+/// map exclusive to the loader, which refuses data whose SHA-256 is not
+/// the one it was generated with (Linux 6.18).
+pub const KSYMRELO_GEN_SEALED: u32 = 1;
 use crate::Failure;
 
 /// Generates the light-skeleton loader of the BPF object `obj` (`obj_len`
@@ -19,7 +24,8 @@ use crate::Failure;
 /// gen -o FILE` writes — into `out` (`out_cap` bytes). `*out_len` receives
 /// the file's length, also when `out` is too short (`-ENOSPC`), so a
 /// caller may ask with `out_cap` 0 first. Nothing else is written on
-/// failure.
+/// failure. `flags`: 0, or [`KSYMRELO_GEN_SEALED`] for a loader sealed to
+/// its data (it then runs on Linux 6.18 or later only).
 ///
 /// # Safety
 /// `obj` must be valid for `obj_len` bytes, `obj_name` NUL-terminated,
@@ -33,15 +39,22 @@ pub unsafe extern "C" fn ksymrelo_gen(
     out: *mut c_void,
     out_cap: usize,
     out_len: *mut usize,
+    flags: u32,
 ) -> c_int {
     guard(|| {
+        if flags & !KSYMRELO_GEN_SEALED != 0 {
+            return Err(Failure::invalid(format!("unknown flags {flags:#x}")));
+        }
         // SAFETY (all blocks below): forwarded contract, checked pointers.
         let object = unsafe { bytes(obj, obj_len, "obj") }?;
         let name = unsafe { string(obj_name, "obj_name") }?;
         if out_len.is_null() {
             return Err(Failure::invalid("out_len is NULL"));
         }
-        let file = generate::generate(object, name)?.to_bytes()?;
+        let opts = generate::GenerateOptions {
+            sealed: flags & KSYMRELO_GEN_SEALED != 0,
+        };
+        let file = generate::generate(object, name, &opts)?.to_bytes()?;
         unsafe { *out_len = file.len() };
         if file.len() > out_cap {
             return Err(Failure::new(
@@ -66,6 +79,9 @@ pub unsafe extern "C" fn ksymrelo_gen(
 /// array is too short (`-ENOSPC`, nothing created). On failure nothing is
 /// left open and the message (`ksymrelo_last_error`) names the map,
 /// program or extern that failed, with the verifier log of a program.
+/// `keyring_id` checks a signed loader's signature (a key serial, a
+/// special keyring id, or 0 for the kernel's built-in trusted keys); it
+/// is not used for an unsigned loader.
 ///
 /// # Safety
 /// `file` must be valid for `file_len` bytes; `map_fds` NULL (with
@@ -81,6 +97,7 @@ pub unsafe extern "C" fn ksymrelo_run_loader(
     prog_fds: *mut c_int,
     prog_cap: usize,
     prog_cnt: *mut usize,
+    keyring_id: c_int,
 ) -> c_int {
     guard(|| {
         // SAFETY (all blocks below): forwarded contract, checked pointers.
@@ -109,7 +126,11 @@ pub unsafe extern "C" fn ksymrelo_run_loader(
             }
         }
         generate::preflight(&loader.object, &Kernel::live())?;
-        let ran = generate::run(&loader, &Default::default())?;
+        let opts = ksymrelo_std::skel::SkelOptions {
+            keyring_id,
+            ..Default::default()
+        };
+        let ran = generate::run(&loader, &opts)?;
         for (i, (_, fd)) in ran.maps.into_iter().enumerate() {
             // SAFETY: i < maps <= map_cap, checked above.
             unsafe { map_fds.add(i).write(fd.into_raw_fd()) };

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use super::fd::obj_get_info;
-use super::uapi::{BpfCommand, MapCreateAttr, MapElemAttr, MapInfoRaw, BPF_ANY, PERCPU_MAP_TYPES};
+use super::uapi::{BpfCommand, MapCreateAttr, MapElemAttr, MapHashInfo, MapInfoRaw, BPF_ANY, PERCPU_MAP_TYPES};
 use super::{bpf, bpf_fd, c_string, obj_name, ptr_of, ptr_of_mut, BpfError};
 
 /// Creates a map (`BPF_MAP_CREATE`) without flags; `name` is cut to 15
@@ -27,6 +27,47 @@ pub(crate) fn map_create(
     };
     // SAFETY: the attribute holds no pointers; the command returns a new fd.
     unsafe { bpf_fd(BpfCommand::MapCreate, &mut attr) }
+}
+
+/// Creates a one-entry array map of `value_size`-byte values that only
+/// the program whose instructions hash to `excl_prog_hash` (SHA-256) may
+/// use (`BPF_MAP_CREATE` `excl_prog_hash`, Linux 6.18; older kernels
+/// refuse the field with `E2BIG`).
+pub(crate) fn exclusive_array_create(
+    value_size: u32,
+    name: &str,
+    excl_prog_hash: &[u8; 32],
+) -> Result<OwnedFd, BpfError> {
+    let mut attr = MapCreateAttr {
+        map_type: super::uapi::BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size,
+        max_entries: 1,
+        map_name: obj_name(name),
+        excl_prog_hash: excl_prog_hash.as_ptr() as u64,
+        excl_prog_hash_size: excl_prog_hash.len() as u32,
+        ..Default::default()
+    };
+    // SAFETY: `excl_prog_hash` is live for the call and the kernel reads
+    // `excl_prog_hash_size` (its length) bytes there; the command returns
+    // a new fd.
+    unsafe { bpf_fd(BpfCommand::MapCreate, &mut attr) }
+}
+
+/// The SHA-256 of the frozen array map `fd`'s values, as the kernel
+/// computes it and keeps it in the map (`BPF_OBJ_GET_INFO_BY_FD` with
+/// `hash`, Linux 6.18): what a sealed loader compares.
+pub(crate) fn map_hash(fd: BorrowedFd<'_>) -> Result<[u8; 32], BpfError> {
+    let mut hash = [0u8; 32];
+    let mut info = MapHashInfo {
+        hash: ptr_of_mut(&mut hash),
+        hash_size: 32,
+        ..Default::default()
+    };
+    // SAFETY: `hash` is exclusively borrowed for its 32 bytes, which is
+    // the `hash_size` the kernel writes at most.
+    unsafe { obj_get_info(fd, &mut info)? };
+    Ok(hash)
 }
 
 /// Type, id, sizes and name of the map `fd`.

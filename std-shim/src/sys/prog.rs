@@ -37,6 +37,18 @@ pub(crate) struct ProgLoad<'a> {
     /// The program's BTF and `bpf_func_info` records (needed by programs
     /// that pass callbacks to helpers).
     pub(crate) btf: Option<ProgBtf<'a>>,
+    /// A PKCS#7 signature of the instructions and the keyring that
+    /// verifies it (Linux 6.18).
+    pub(crate) signature: Option<ProgSignature<'a>>,
+}
+
+/// A signed load's `signature` and `keyring_id`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProgSignature<'a> {
+    /// DER PKCS#7 (CMS) signature over the instruction bytes.
+    pub(crate) der: &'a [u8],
+    /// The keyring's serial (0: the kernel's built-in trusted keys).
+    pub(crate) keyring_id: i32,
 }
 
 /// BTF of a program being loaded: the loaded BTF object and the
@@ -84,6 +96,11 @@ pub(crate) fn prog_load(p: &mut ProgLoad<'_>) -> Result<OwnedFd, BpfError> {
         fd_array: p.fd_array.map_or(0, |f| f.as_ptr() as u64),
         ..Default::default()
     };
+    if let Some(sig) = &p.signature {
+        attr.signature = ptr_of(sig.der);
+        attr.signature_size = len_u32(cmd, sig.der.len(), "signature")?;
+        attr.keyring_id = sig.keyring_id;
+    }
     if let Some(btf) = &p.btf {
         if btf.func_info.len() % FUNC_INFO_SIZE != 0 {
             return Err(BpfError::invalid(
@@ -120,7 +137,8 @@ fn prog_load_attr(attr: &mut ProgLoadAttr) -> Result<OwnedFd, BpfError> {
         // across this call: `insns` (`insn_cnt` * 8 bytes), the
         // NUL-terminated license, `fd_array` (every index the instructions
         // use was checked to be in range), the func_info records
-        // (`func_info_cnt` whole records) and, if set, the exclusively
+        // (`func_info_cnt` whole records), the signature
+        // (`signature_size` bytes) and, if set, the exclusively
         // borrowed log (`log_size` bytes, bounding the kernel's writes).
         // The command returns a new fd.
         match unsafe { bpf_fd(BpfCommand::ProgLoad, attr) } {
@@ -335,6 +353,7 @@ pub(crate) mod tests {
             fd_array,
             log,
             btf: None,
+            signature: None,
         }
     }
 

@@ -152,6 +152,26 @@ pub(crate) struct MapInfoRaw {
     pub(crate) name: [u8; BPF_OBJ_NAME_LEN],
 }
 
+/// `struct bpf_map_info` up to `hash_size` (Linux 6.18): asking for the
+/// hash of a frozen map makes the kernel compute and keep it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MapHashInfo {
+    pub(crate) prefix: MapInfoRaw,
+    pub(crate) ifindex: u32,
+    pub(crate) btf_vmlinux_value_type_id: u32,
+    pub(crate) netns_dev: u64,
+    pub(crate) netns_ino: u64,
+    pub(crate) btf_id: u32,
+    pub(crate) btf_key_type_id: u32,
+    pub(crate) btf_value_type_id: u32,
+    pub(crate) btf_vmlinux_id: u32,
+    pub(crate) map_extra: u64,
+    pub(crate) hash: u64,
+    pub(crate) hash_size: u32,
+    pub(crate) _pad: u32,
+}
+
 /// A prefix of `struct bpf_prog_info`.
 #[cfg(test)]
 #[repr(C)]
@@ -178,7 +198,8 @@ pub(crate) struct BtfLoadAttr {
     pub(crate) _pad: u32,
 }
 
-/// The attribute of `BPF_PROG_LOAD`, up to `fd_array` (Linux 5.14).
+/// The attribute of `BPF_PROG_LOAD`, up to `keyring_id` (Linux 6.18; an
+/// older kernel takes it while the fields it lacks are zero).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ProgLoadAttr {
@@ -205,6 +226,14 @@ pub(crate) struct ProgLoadAttr {
     pub(crate) attach_prog_fd: u32,
     pub(crate) core_relo_cnt: u32,
     pub(crate) fd_array: u64,
+    pub(crate) core_relos: u64,
+    pub(crate) core_relo_rec_size: u32,
+    pub(crate) log_true_size: u32,
+    pub(crate) prog_token_fd: i32,
+    pub(crate) fd_array_cnt: u32,
+    pub(crate) signature: u64,
+    pub(crate) signature_size: u32,
+    pub(crate) keyring_id: i32,
 }
 
 /// The attribute of `BPF_PROG_TEST_RUN`, up to `batch_size`.
@@ -242,6 +271,18 @@ pub(crate) struct MapCreateAttr {
     pub(crate) inner_map_fd: u32,
     pub(crate) numa_node: u32,
     pub(crate) map_name: [u8; BPF_OBJ_NAME_LEN],
+    pub(crate) map_ifindex: u32,
+    pub(crate) btf_fd: u32,
+    pub(crate) btf_key_type_id: u32,
+    pub(crate) btf_value_type_id: u32,
+    pub(crate) btf_vmlinux_value_type_id: u32,
+    pub(crate) map_extra: u64,
+    pub(crate) value_type_btf_obj_fd: i32,
+    pub(crate) map_token_fd: i32,
+    /// SHA-256 of the one program that may use the map (Linux 6.18).
+    pub(crate) excl_prog_hash: u64,
+    pub(crate) excl_prog_hash_size: u32,
+    pub(crate) _pad: u32,
 }
 
 /// The attribute of `BPF_MAP_LOOKUP_ELEM` and `BPF_MAP_UPDATE_ELEM`.
@@ -272,10 +313,18 @@ const _: () = {
     assert!(size_of::<BtfInfoRaw>() == 32);
     assert!(size_of::<MapInfoRaw>() == 40);
     assert!(size_of::<BtfLoadAttr>() == 32);
-    assert!(size_of::<ProgLoadAttr>() == 128);
+    assert!(size_of::<ProgLoadAttr>() == 168);
     assert!(offset_of!(ProgLoadAttr, fd_array) == 120);
+    assert!(offset_of!(ProgLoadAttr, fd_array_cnt) == 148);
+    assert!(offset_of!(ProgLoadAttr, signature) == 152);
+    assert!(offset_of!(ProgLoadAttr, keyring_id) == 164);
     assert!(size_of::<TestRunAttr>() == 80);
     assert!(offset_of!(TestRunAttr, batch_size) == 72);
-    assert!(size_of::<MapCreateAttr>() == 44);
+    assert!(size_of::<MapCreateAttr>() == 96);
+    assert!(offset_of!(MapCreateAttr, map_extra) == 64);
+    assert!(offset_of!(MapCreateAttr, excl_prog_hash) == 80);
+    assert!(offset_of!(MapCreateAttr, excl_prog_hash_size) == 88);
+    assert!(size_of::<MapHashInfo>() == 104);
+    assert!(offset_of!(MapHashInfo, hash) == 88);
     assert!(size_of::<MapElemAttr>() == 32);
 };

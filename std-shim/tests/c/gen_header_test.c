@@ -1,10 +1,17 @@
-/* Loads two headers `ksymrelo gen -o NAME.h` wrote: skel_ok.h (an object
- * whose programs load here) and skel_bad.h (a strong typeless ksym no kernel
- * has). Prints one line per check; exits non-zero on the first failure. */
+/* Loads the headers `ksymrelo gen -o NAME.h` wrote: skel_ok.h (an object
+ * whose programs load here), skel_bad.h (a strong typeless ksym no kernel
+ * has), and three sealed ones: skel_sealed.h as generated, skel_data.h
+ * with one byte of its data flipped, skel_code.h with one byte of its
+ * loader flipped. Prints one line per check; exits non-zero on the first
+ * failure, or with 77 when the kernel has no exclusive maps (before 6.18;
+ * the Rust side checks that this is said clearly). */
 #include <dirent.h>
 #include <stdlib.h>
 #include "skel_ok.h"
 #include "skel_bad.h"
+#include "skel_sealed.h"
+#include "skel_data.h"
+#include "skel_code.h"
 
 #define CHECK(cond, ...)                                                  \
 	do {                                                              \
@@ -66,5 +73,32 @@ int main(void)
 	CHECK(err == -ENOENT, "skel_bad__load: %d", err);
 	CHECK(open_fds() == before, "nothing left open: %d -> %d", before, open_fds());
 	printf("bad: %s\n", skel_bad__failure(&bad, why, sizeof(why)));
+
+	{
+		struct skel_sealed sealed;
+		struct skel_data data;
+		struct skel_code code;
+
+		err = skel_sealed__load(&sealed);
+		if (err && sealed.failed_call == 1) {
+			printf("sealed: %s\n", skel_sealed__failure(&sealed, why, sizeof(why)));
+			return 77;
+		}
+		CHECK(err == 0, "skel_sealed__load: %d %s", err, skel_sealed__failure(&sealed, why, sizeof(why)));
+		prog_name(sealed.progs.ms_xdp, name);
+		CHECK(!strcmp(name, "ms_xdp"), "sealed second program is %s", name);
+		skel_sealed__close(&sealed);
+		printf("sealed loaded: ms_syscall ms_xdp\n");
+
+		err = skel_data__load(&data);
+		CHECK(err == -EBADMSG, "skel_data__load: %d %s", err, skel_data__failure(&data, why, sizeof(why)));
+		CHECK(open_fds() == before, "nothing left open: %d -> %d", before, open_fds());
+		printf("data: %s\n", skel_data__failure(&data, why, sizeof(why)));
+
+		err = skel_code__load(&code);
+		CHECK(err == -EACCES, "skel_code__load: %d %s", err, skel_code__failure(&code, why, sizeof(why)));
+		CHECK(open_fds() == before, "nothing left open: %d -> %d", before, open_fds());
+		printf("code: %s\n", skel_code__failure(&code, why, sizeof(why)));
+	}
 	return 0;
 }
