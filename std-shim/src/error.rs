@@ -190,11 +190,12 @@ pub enum SealProblem {
         /// The kernel's errno.
         errno: i32,
     },
-    /// The kernel refused the loader: its instructions do not hash to the
-    /// `excl_prog_hash` its data map was created with.
+    /// The loader's instructions do not hash to the `excl_prog_hash` its
+    /// data map is created with (the kernel refuses it with `EACCES`; the
+    /// runner checks it first).
     #[error(
         "sealed loader: the kernel refused the loader: its instructions' SHA-256 is not the one \
-         its data was sealed to (EACCES, excl_prog_hash): the loader was altered"
+         its data was sealed to (excl_prog_hash): the loader was altered"
     )]
     LoaderAltered,
     /// The loader refused its data: the blob's SHA-256 differs from the

@@ -162,6 +162,11 @@ pub fn run(
     opts: &SkelOptions,
 ) -> Result<Loaded> {
     let (map_cnt, prog_cnt) = (names.maps.len(), names.progs.len());
+    if seal.is_some_and(|s| Seal::of(loader).loader_sha256 != s.loader_sha256) {
+        // The kernel would refuse it (EACCES) or, if the change made it
+        // invalid, refuse it for that: say what it is.
+        return Err(Error::Seal(SealProblem::LoaderAltered));
+    }
     let sealed = seal.map(|seal| Sealed {
         seal,
         keyring_id: opts.keyring_id,

@@ -63,8 +63,12 @@ fn gate(test: &str) -> bool {
 
 /// The loader of fixture `obj`, generated as `ksymrelo gen` does.
 fn generate(obj: &str) -> LoaderFile {
-    generate::generate(&fixture_bytes(obj), &fixture(obj).to_string_lossy())
-        .unwrap_or_else(|e| panic!("generate {obj}: {e}"))
+    generate::generate(
+        &fixture_bytes(obj),
+        &fixture(obj).to_string_lossy(),
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("generate {obj}: {e}"))
 }
 
 fn gen_and_run(obj: &str) -> Result<Ran, Error> {
@@ -82,7 +86,7 @@ fn loaded_insns(file: &LoaderFile, ran: &Result<Ran, Error>) -> Vec<(String, Vec
             at: Step::Program(refused),
             ..
         }) => {
-            let run = ksymrelo_std::skel::run_loader(&file.loader, &file.blob, file.ctx_size, None, 0).unwrap();
+            let run = ksymrelo_std::skel::run_loader(&file.loader, &file.blob, file.ctx_size, None, None, 0).unwrap();
             assert_ne!(run.retval, 0, "the loader succeeded the second time");
             file.progs[..=*refused as usize]
                 .iter()

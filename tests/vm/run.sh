@@ -38,6 +38,7 @@ TESTS=(
     'ksymrelo-tests differential'
     'ksymrelo-tests module_lifetime'
     'ksymrelo-tests gen'
+    'ksymrelo-tests sealed'
 )
 
 # Per-kernel expected failures (a fixture needs what a kernel lacks).

@@ -595,3 +595,87 @@ fn random_loads_plan_and_emit_or_fail_cleanly() {
         }
     }
 }
+
+#[test]
+fn a_sealed_loader_checks_its_blob_before_it_uses_it() {
+    let insns = insns();
+    let sites = sites();
+    let maps = maps();
+    let progs = [prog(&insns, &sites, true), prog(&insns, &sites, false)];
+    let load = Load {
+        btf: Some(&BTF[..]),
+        maps: &maps,
+        progs: &progs,
+    };
+    let (open_layout, open_loader, open_blob) = generate(&load);
+    let planned = plan_sealed_load(&load).unwrap();
+    let mut loader = vec![Insn::default(); planned.loader_len as usize];
+    let mut blob = vec![0xa5u8; planned.end as usize + 8];
+    let digest: [u8; 32] = core::array::from_fn(|i| 0x11 * (i as u8 % 8) + i as u8);
+    let mut hashed = None;
+    let layout = emit_sealed_load(&load, &mut loader, &mut blob, |b| {
+        hashed = Some(b.to_vec());
+        digest
+    })
+    .unwrap();
+    assert_eq!(layout, planned, "plan and emit agree");
+    assert_eq!(
+        LoadLayout {
+            loader_len: open_layout.loader_len,
+            ..layout
+        },
+        open_layout,
+        "sealing moves nothing in the blob"
+    );
+    assert_eq!(
+        hashed.as_deref(),
+        Some(&open_blob[..layout.end as usize]),
+        "the blob is hashed whole"
+    );
+    assert_eq!(layout.end % 8, 0, "the kernel hashes whole 8-byte elements");
+    assert_eq!(blob[..layout.end as usize], open_blob[..layout.end as usize]);
+    assert_well_formed(&loader, layout.end);
+    assert!(loader.len() > open_loader.len());
+
+    // The check: the map's `excl` word, then its hash dword by dword
+    // against the digest, each mismatch a jump back to the cleanup, all
+    // before the first bpf_sys_bpf.
+    let first_sys_bpf = loader
+        .iter()
+        .position(|i| i.code == CALL && i.imm() == helper::SYS_BPF)
+        .unwrap();
+    let map_ptr = |i: &Insn| i.code == LD_IMM64 && i.src_reg() == pseudo::MAP_IDX && i.imm() == 0;
+    let ptrs: Vec<usize> = (0..loader.len()).filter(|&i| map_ptr(&loader[i])).collect();
+    assert_eq!(ptrs.len(), 5, "one read of excl, four of sha");
+    assert!(ptrs[4] < first_sys_bpf, "checked before the first command");
+    let excl = loader[ptrs[0] + 2];
+    assert_eq!((excl.code, excl.off()), (LDX_W, crate::bpf::MAP_EXCL_OFF));
+    for (k, &at) in ptrs[1..].iter().enumerate() {
+        let read = loader[at + 2];
+        assert_eq!(
+            (read.code, read.off()),
+            (LDX_DW, crate::bpf::MAP_SHA_OFF + 8 * k as i16)
+        );
+        let (lo, hi) = (loader[at + 3], loader[at + 4]);
+        assert_eq!(lo.code, LD_IMM64);
+        let mut want = [0u8; 8];
+        want[..4].copy_from_slice(&lo.imm().to_le_bytes());
+        want[4..].copy_from_slice(&hi.imm().to_le_bytes());
+        assert_eq!(want, digest[8 * k..8 * k + 8], "dword {k} of the digest");
+        let jump = loader[at + 6];
+        assert_eq!(jump.code, JNE_IMM);
+        assert!(jump.off() < 0, "a mismatch jumps back to the cleanup");
+    }
+    // The descriptor table the cleanup closes is zeroed before the check.
+    let zeroing = loader
+        .iter()
+        .position(|i| i.code == ST_DW && i.imm() == 0 && i.dst_reg() == 1);
+    assert!(zeroing.is_some_and(|z| z < ptrs[0]));
+    assert_eq!(Step::from_code(8, 0, 0), Some(Step::Seal));
+    assert_eq!(Step::Seal.code(), (8, 0));
+
+    // A blob too short is refused, the caller's hash never asked.
+    let mut short = vec![0u8; layout.end as usize - 1];
+    let err = emit_sealed_load(&load, &mut loader, &mut short, |_| panic!("hashed")).unwrap_err();
+    assert!(matches!(err, Error::CapacityExceeded { .. }), "{err:?}");
+}
