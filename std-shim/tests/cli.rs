@@ -670,3 +670,43 @@ fn gen_and_run_exit_statuses() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'bpf_prog_active'"));
 }
+
+/// `gen --sealed -o FILE`, `run FILE`: it loads (Linux 6.18); its data or
+/// its loader altered (the file's checksum made right again, as anyone
+/// who alters it on purpose would), `run` refuses it, each in its words,
+/// exit status 3; a kernel before 6.18 is told to lack exclusive maps.
+#[test]
+fn sealed_loader_files_run_and_altered_ones_are_refused() {
+    use ksymrelo_std::loader_file::LoaderFile;
+    if !can_load() {
+        return;
+    }
+    let file = TempFile::new("sealed.ksl");
+    let out = ksymrelo(&["gen", &fixture("gen_data.bpf.o"), "--sealed", "-o", file.path()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = LoaderFile::from_bytes(&std::fs::read(&file.0).unwrap()).unwrap();
+    assert!(good.seal.is_some());
+    let out = ksymrelo(&["run", file.path(), "--keyring-id", "-4"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 18) {
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("no exclusive maps"), "{stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let bad = TempFile::new("sealed-bad.ksl");
+    let mut data = good.clone();
+    let at = data.blob.len() / 2;
+    data.blob[at] ^= 4;
+    let mut loader = good.clone();
+    loader.loader[1] = ksymrelo_core::insn::Insn::new(0xb7, 0, 0, 0, 7);
+    for (altered, words) in [(data, "the data was altered"), (loader, "the loader was altered")] {
+        std::fs::write(&bad.0, altered.to_bytes().unwrap()).unwrap();
+        let out = ksymrelo(&["run", bad.path()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains(words), "{stderr}");
+    }
+}
