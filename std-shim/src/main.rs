@@ -62,28 +62,7 @@ enum Command {
     /// program that loads the object's BTF, creates its maps, resolves its
     /// ksyms and loads its programs inside the kernel (libbpf's gen_loader
     /// way).
-    Gen {
-        /// A BPF ELF object (clang -target bpf).
-        object: PathBuf,
-        /// Write the loader to FILE, to run later with `ksymrelo run FILE`;
-        /// FILE ending in .h: a self-contained C header (NAME__load,
-        /// NAME__close, NAME__failure; NAME from FILE's name).
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Run the loader now, on this kernel.
-        #[arg(long)]
-        run: bool,
-        /// With --run: print one JSON document.
-        #[arg(long)]
-        json: bool,
-        /// Seal the loader to its data (Linux 6.18): the data goes into a
-        /// map exclusive to the loader, and the loader refuses data whose
-        /// SHA-256 is not the one it was generated with.
-        #[arg(long)]
-        sealed: bool,
-        #[command(flatten)]
-        keyring: KeyringArg,
-    },
+    Gen(GenArgs),
     /// Run a loader `ksymrelo gen -o FILE` wrote: every map and program of
     /// its object created inside this kernel, extern types checked first.
     Run {
@@ -249,26 +228,34 @@ impl KeyringArg {
     }
 }
 
-/// What `ksymrelo gen` was asked.
-struct GenArgs<'a> {
-    object: &'a std::path::Path,
-    output: Option<&'a std::path::Path>,
+/// What `ksymrelo gen` is asked.
+#[derive(clap::Args, Debug)]
+struct GenArgs {
+    /// A BPF ELF object (clang -target bpf).
+    object: PathBuf,
+    /// Write the loader to FILE, to run later with `ksymrelo run FILE`;
+    /// FILE ending in .h: a self-contained C header (NAME__load,
+    /// NAME__close, NAME__failure; NAME from FILE's name).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Run the loader now, on this kernel.
+    #[arg(long)]
     run: bool,
+    /// With --run: print one JSON document.
+    #[arg(long)]
     json: bool,
+    /// Seal the loader to its data (Linux 6.18): the data goes into a
+    /// map exclusive to the loader, and the loader refuses data whose
+    /// SHA-256 is not the one it was generated with.
+    #[arg(long)]
     sealed: bool,
+    #[command(flatten)]
     keyring: KeyringArg,
 }
 
 /// `ksymrelo gen`.
-fn gen(args: GenArgs<'_>) -> ExitCode {
-    let GenArgs {
-        object,
-        output,
-        run,
-        json,
-        sealed,
-        keyring,
-    } = args;
+fn gen(args: &GenArgs) -> ExitCode {
+    let (object, output, run, json) = (args.object.as_path(), args.output.as_deref(), args.run, args.json);
     use ksymrelo_std::generate;
     let data = match std::fs::read(object) {
         Ok(d) => d,
@@ -277,7 +264,11 @@ fn gen(args: GenArgs<'_>) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let file = match generate::generate(&data, &object.to_string_lossy(), &generate::GenerateOptions { sealed }) {
+    let file = match generate::generate(
+        &data,
+        &object.to_string_lossy(),
+        &generate::GenerateOptions { sealed: args.sealed },
+    ) {
         Ok(f) => f,
         Err(e) => return fail(object, &e, json),
     };
@@ -304,7 +295,7 @@ fn gen(args: GenArgs<'_>) -> ExitCode {
         return ExitCode::from(2);
     }
     if run {
-        return run_file(object, &file, json, keyring);
+        return run_file(object, &file, json, args.keyring);
     }
     ExitCode::SUCCESS
 }
@@ -344,21 +335,7 @@ fn run_file(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Gen {
-            object,
-            output,
-            run,
-            json,
-            sealed,
-            keyring,
-        } => gen(GenArgs {
-            object: &object,
-            output: output.as_deref(),
-            run,
-            json,
-            sealed,
-            keyring,
-        }),
+        Command::Gen(args) => gen(&args),
         Command::Run { file, json, keyring } => {
             let loaded = std::fs::read(&file)
                 .map_err(|e| ksymrelo_std::Error::io(format!("reading {}", file.display()), e))

@@ -8,6 +8,7 @@ use ksymrelo_core::btf::Kind;
 
 pub use ksymrelo_test_skip::{kernel_required, skip};
 
+pub mod fds;
 pub mod generated;
 pub mod libbpf;
 

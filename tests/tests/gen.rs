@@ -22,7 +22,6 @@
 //! VM suite (tests/vm/run.sh).
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ksymrelo_core::bpf::{op, pseudo, POISON_CALL_KFUNC_BASE};
 use ksymrelo_core::gen::Step;
@@ -35,27 +34,11 @@ use ksymrelo_std::loader_file::LoaderFile;
 use ksymrelo_std::{relocate, Error, Kernel, Reason, Relocation};
 use ksymrelo_tests::libbpf::{self, Oracle};
 use ksymrelo_tests::{
-    data_symbols_in_kallsyms, fixture, fixture_bytes, fixture_kfuncs_in_vmlinux, in_vm, kallsyms_addr,
+    data_symbols_in_kallsyms, fds, fixture, fixture_bytes, fixture_kfuncs_in_vmlinux, in_vm, kallsyms_addr,
     kernel_has_kfunc, kernel_usable, kernel_version, live_kernel_files, modules_loaded,
 };
 
 // --- shared -----------------------------------------------------------------
-
-/// Tests that count this process's descriptors take it for writing, every
-/// other test for reading: tests run on parallel threads of one process.
-static FDS: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    FDS.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    FDS.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
 
 fn gate(test: &str) -> bool {
     kernel_usable(test) && live_kernel_files(test)
@@ -280,7 +263,7 @@ fn fixture_modules(obj: &str) -> &'static [&'static str] {
 /// Runs the comparison with both oracles when `obj` applies to this kernel.
 fn compare_fixture(obj: &str) {
     let test = format!("gen {obj}");
-    let _g = shared();
+    let _g = fds::shared();
     if !gate(&test) {
         return;
     }
@@ -447,7 +430,7 @@ fn run_both(obj: &str, ctx: &[u64]) -> (Vec<u64>, Vec<u64>) {
 
 #[test]
 fn typeless_runs_as_relocated() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("typeless_runs_as_relocated") {
         return;
     }
@@ -466,7 +449,7 @@ fn typeless_runs_as_relocated() {
 
 #[test]
 fn mixed_runs_as_relocated() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("mixed_runs_as_relocated") || !fixture_kfuncs_in_vmlinux("mixed.bpf.o") {
         return;
     }
@@ -492,7 +475,7 @@ fn mixed_runs_as_relocated() {
 
 #[test]
 fn kfuncs_run_as_relocated() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("kfuncs_run_as_relocated") || !fixture_kfuncs_in_vmlinux("kfuncs.bpf.o") {
         return;
     }
@@ -507,7 +490,7 @@ fn kfuncs_run_as_relocated() {
 
 #[test]
 fn weak_kfuncs_run_as_relocated() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("weak_kfuncs_run_as_relocated") {
         return;
     }
@@ -526,7 +509,7 @@ fn weak_kfuncs_run_as_relocated() {
 /// values are checked against kallsyms instead.)
 #[test]
 fn multi_section_programs_run() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("multi_section_programs_run") || !fixture_kfuncs_in_vmlinux("multi_section.bpf.o") {
         return;
     }
@@ -558,7 +541,7 @@ fn multi_section_programs_run() {
 /// Generated fixtures: `n` typeless ksyms of this kernel and 5 kfunc calls.
 fn many(n: usize) {
     let obj = format!("many_{n}.bpf.o");
-    let _g = shared();
+    let _g = fds::shared();
     if !gate(&obj) || !fixture_kfuncs_in_vmlinux(&obj) {
         return;
     }
@@ -586,7 +569,7 @@ const XDP_PASS: u32 = 2;
 #[test]
 fn conntrack_runs_as_relocated() {
     let test = "conntrack_runs_as_relocated";
-    let _g = shared();
+    let _g = fds::shared();
     if !gate(test) || !modules_loaded(test, &["nf_conntrack", "nf_nat"]) {
         return;
     }
@@ -631,7 +614,7 @@ fn conntrack_runs_as_relocated() {
 #[test]
 fn percpu_runs_as_relocated() {
     let test = "percpu_runs_as_relocated";
-    let _g = shared();
+    let _g = fds::shared();
     if !gate(test)
         || !modules_loaded(test, &["x_tables"])
         || !data_symbols_in_kallsyms(test, &["bpf_prog_active", "runqueues", "xt_recseq"])
@@ -648,7 +631,7 @@ fn percpu_runs_as_relocated() {
 #[test]
 fn typed_runs_as_relocated() {
     let test = "typed_runs_as_relocated";
-    let _g = shared();
+    let _g = fds::shared();
     if !gate(test) || !data_symbols_in_kallsyms(test, &["bpf_prog_active", "runqueues"]) {
         return;
     }
@@ -665,7 +648,7 @@ fn typed_runs_as_relocated() {
 /// returned; `.rodata` frozen.
 #[test]
 fn global_data_through_the_loaders_map_fds() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("global_data_through_the_loaders_map_fds") {
         return;
     }
@@ -736,16 +719,16 @@ fn map_update(fd: std::os::fd::BorrowedFd<'_>, value: &[u8]) -> std::io::Result<
 fn fails_without_fds<T: std::fmt::Debug>(what: &str, f: impl Fn() -> Result<T, Error>) -> Error {
     // Once first: lazily opened process-wide things (the kernel's BTF...).
     let _ = f();
-    let before = fd_count();
+    let before = fds::count();
     let err = f().expect_err(what);
-    assert_eq!(fd_count(), before, "{what}: descriptors left behind ({err})");
+    assert_eq!(fds::count(), before, "{what}: descriptors left behind ({err})");
     err
 }
 
 #[test]
 fn failures_name_the_extern_or_program_and_leave_no_fd() {
     let test = "failures_name_the_extern_or_program_and_leave_no_fd";
-    let _g = exclusive();
+    let _g = fds::exclusive();
     if !gate(test) {
         return;
     }
@@ -844,7 +827,7 @@ fn run_refused_program() -> Result<Vec<std::os::fd::OwnedFd>, Error> {
 /// semantics); the pre-flight says so.
 #[test]
 fn ambiguous_typeless_loads_with_the_kernels_first_match() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("ambiguous_typeless_loads_with_the_kernels_first_match") {
         return;
     }
@@ -861,7 +844,7 @@ fn ambiguous_typeless_loads_with_the_kernels_first_match() {
 /// them: the loader goes in instruction order, libbpf in extern order).
 #[test]
 fn refused_like_libbpf() {
-    let _g = shared();
+    let _g = fds::shared();
     if !gate("refused_like_libbpf") {
         return;
     }

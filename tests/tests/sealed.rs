@@ -6,30 +6,13 @@
 //! signature the kernel cannot check, or a keyring that does not exist,
 //! is said so.
 
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
 use ksymrelo_core::insn::Insn;
 use ksymrelo_std::error::SealProblem;
 use ksymrelo_std::generate::{self, GenerateOptions, Ran};
 use ksymrelo_std::loader_file::LoaderFile;
 use ksymrelo_std::skel::{self, Seal, Sealed, SkelOptions};
 use ksymrelo_std::{Error, Reason};
-use ksymrelo_tests::{fixture, fixture_bytes, kernel_usable, kernel_version, live_kernel_files};
-
-/// Tests that count this process's descriptors take it for writing.
-static FDS: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    FDS.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    FDS.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+use ksymrelo_tests::{fds, fixture, fixture_bytes, kernel_usable, kernel_version, live_kernel_files};
 
 fn gate(test: &str) -> bool {
     kernel_usable(test) && live_kernel_files(test)
@@ -82,7 +65,7 @@ fn sealed_loaders_load_what_open_ones_load() {
     if !gate("sealed_loaders_load_what_open_ones_load") {
         return;
     }
-    let _g = shared();
+    let _g = fds::shared();
     for obj in ["mixed.bpf.o", "link.bpf.o", "gen_data.bpf.o", "multi_section.bpf.o"] {
         let sealed = generate(obj, true);
         let open = generate(obj, false);
@@ -128,9 +111,9 @@ fn a_flipped_byte_of_the_data_is_refused_by_the_loader() {
     if !gate("a_flipped_byte_of_the_data_is_refused_by_the_loader") {
         return;
     }
-    let _g = exclusive();
+    let _g = fds::exclusive();
     let sealed = generate("link.bpf.o", true);
-    let before = fd_count();
+    let before = fds::count();
     for at in blob_positions(&sealed) {
         let mut altered = sealed.clone();
         altered.blob[at] ^= 0x10;
@@ -142,7 +125,7 @@ fn a_flipped_byte_of_the_data_is_refused_by_the_loader() {
             Err(e) if !sealing_kernel() => assert_no_exclusive_maps(Err(e)),
             other => panic!("blob byte {at} flipped: {:?}", other.map(|r| insns(&r))),
         }
-        assert_eq!(fd_count(), before, "blob byte {at} flipped: descriptors left open");
+        assert_eq!(fds::count(), before, "blob byte {at} flipped: descriptors left open");
     }
 }
 
@@ -151,10 +134,10 @@ fn a_flipped_byte_of_the_loader_is_refused_by_the_kernel() {
     if !gate("a_flipped_byte_of_the_loader_is_refused_by_the_kernel") {
         return;
     }
-    let _g = exclusive();
+    let _g = fds::exclusive();
     let sealed = generate("mixed.bpf.o", true);
     let seal = sealed.seal.clone().unwrap();
-    let before = fd_count();
+    let before = fds::count();
     // Through the runner: told before the kernel is asked.
     let mut altered = sealed.clone();
     altered.loader[3] = Insn::new(0xb7, 0, 0, 0, 1);
@@ -191,7 +174,7 @@ fn a_flipped_byte_of_the_loader_is_refused_by_the_kernel() {
             Err(Error::Bpf { source, .. }) => assert_ne!(source.errno(), 0),
             other => panic!("loader byte {at} flipped: loaded ({:?})", other.map(|r| r.retval)),
         }
-        assert_eq!(fd_count(), before, "loader byte {at} flipped: descriptors left open");
+        assert_eq!(fds::count(), before, "loader byte {at} flipped: descriptors left open");
     }
     assert!(by_hash > 0, "no flip reached the kernel's excl_prog_hash check");
 }
@@ -201,7 +184,7 @@ fn a_signature_is_checked_with_the_keyring_given() {
     if !gate("a_signature_is_checked_with_the_keyring_given") {
         return;
     }
-    let _g = shared();
+    let _g = fds::shared();
     let mut signed = generate("mixed.bpf.o", true);
     // Not a real signature: what matters here is what the kernel and the
     // runner say before any check of its bytes could pass.
