@@ -62,10 +62,10 @@ fn assert_no_exclusive_maps(result: Result<Ran, Error>) {
 
 #[test]
 fn sealed_loaders_load_what_open_ones_load() {
+    let _g = fds::shared();
     if !gate("sealed_loaders_load_what_open_ones_load") {
         return;
     }
-    let _g = fds::shared();
     for obj in ["mixed.bpf.o", "link.bpf.o", "gen_data.bpf.o", "multi_section.bpf.o"] {
         let sealed = generate(obj, true);
         let open = generate(obj, false);
@@ -108,10 +108,10 @@ fn blob_positions(file: &LoaderFile) -> Vec<usize> {
 
 #[test]
 fn a_flipped_byte_of_the_data_is_refused_by_the_loader() {
+    let _g = fds::exclusive();
     if !gate("a_flipped_byte_of_the_data_is_refused_by_the_loader") {
         return;
     }
-    let _g = fds::exclusive();
     let sealed = generate("link.bpf.o", true);
     let before = fds::count();
     for at in blob_positions(&sealed) {
@@ -131,10 +131,10 @@ fn a_flipped_byte_of_the_data_is_refused_by_the_loader() {
 
 #[test]
 fn a_flipped_byte_of_the_loader_is_refused_by_the_kernel() {
+    let _g = fds::exclusive();
     if !gate("a_flipped_byte_of_the_loader_is_refused_by_the_kernel") {
         return;
     }
-    let _g = fds::exclusive();
     let sealed = generate("mixed.bpf.o", true);
     let seal = sealed.seal.clone().unwrap();
     let before = fds::count();
@@ -181,10 +181,10 @@ fn a_flipped_byte_of_the_loader_is_refused_by_the_kernel() {
 
 #[test]
 fn a_signature_is_checked_with_the_keyring_given() {
+    let _g = fds::shared();
     if !gate("a_signature_is_checked_with_the_keyring_given") {
         return;
     }
-    let _g = fds::shared();
     let mut signed = generate("mixed.bpf.o", true);
     // Not a real signature: what matters here is what the kernel and the
     // runner say before any check of its bytes could pass.
