@@ -242,21 +242,7 @@ pub fn run_loader(
     log: Option<&mut [u8]>,
     flags: u32,
 ) -> Result<Run> {
-    let name = "ksymrelo_skel";
-    let map = match sealed {
-        None => sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, name)
-            .map_err(|e| Error::bpf("creating the loader's blob map", e))?,
-        Some(s) => sys::exclusive_array_create(blob.len() as u32, name, &s.seal.loader_sha256)
-            .map_err(|e| exclusive_refused(e, blob.len() as u32))?,
-    };
-    sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), blob)
-        .map_err(|e| Error::bpf("writing the loader blob", e))?;
-    sys::map_freeze(map.as_fd()).map_err(|e| Error::bpf("freezing the loader blob", e))?;
-    if sealed.is_some() {
-        // The kernel hashes the frozen value now and keeps the hash in the
-        // map, where the loader reads it.
-        sys::map_hash(map.as_fd()).map_err(|e| Error::Seal(SealProblem::NoMapHash { errno: e.errno() }))?;
-    }
+    // The keyring first: a wrong id is said before anything is created.
     let signature = match sealed {
         Some(Sealed {
             seal: Seal {
@@ -277,6 +263,21 @@ pub fn run_loader(
         }
         _ => None,
     };
+    let name = "ksymrelo_skel";
+    let map = match sealed {
+        None => sys::map_create(sys::BPF_MAP_TYPE_ARRAY, 4, blob.len() as u32, 1, name)
+            .map_err(|e| Error::bpf("creating the loader's blob map", e))?,
+        Some(s) => sys::exclusive_array_create(blob.len() as u32, name, &s.seal.loader_sha256)
+            .map_err(|e| exclusive_refused(e, blob.len() as u32))?,
+    };
+    sys::map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), blob)
+        .map_err(|e| Error::bpf("writing the loader blob", e))?;
+    sys::map_freeze(map.as_fd()).map_err(|e| Error::bpf("freezing the loader blob", e))?;
+    if sealed.is_some() {
+        // The kernel hashes the frozen value now and keeps the hash in the
+        // map, where the loader reads it.
+        sys::map_hash(map.as_fd()).map_err(|e| Error::Seal(SealProblem::NoMapHash { errno: e.errno() }))?;
+    }
     let fd_array = [map.as_raw_fd()];
     let mut verifier_log = vec![0u8; 1 << 20];
     let prog = sys::prog_load(&mut sys::ProgLoad {
