@@ -119,7 +119,7 @@ pub enum Error {
     )]
     NoKallsyms,
     /// A signing key or certificate that cannot be used, or a signature
-    /// that cannot be made ([`crate::sign`]); `reason` says what to do.
+    /// that cannot be made (`sign::SigningKey`); `reason` says what to do.
     #[error(
         "{what}{}: {reason}",
         path.as_deref().map(|p| format!(" {}", p.display())).unwrap_or_default()

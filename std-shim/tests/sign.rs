@@ -211,6 +211,19 @@ fn rsa_signatures_verify_have_the_kernel_form_and_repeat() {
     assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa { bits: 2048 });
     // PKCS#1 v1.5 and no signing time: the same bytes each time.
     assert_eq!(signer.sign(&insns()).unwrap(), signature);
+    // And the same bytes as OpenSSL's own command makes with bpftool's
+    // flags (CMS_NOCERTS, CMS_NOATTR, CMS_NOSMIMECAP, CMS_USE_KEYID,
+    // CMS_BINARY; detached, the command's default; SHA-256).
+    let content = dir.0.join("insns.bin");
+    let by_command = dir.0.join("by-command.der");
+    fs::write(&content, insns()).unwrap();
+    #[rustfmt::skip]
+    openssl_ok(&[
+        "cms", "-sign", "-binary", "-nocerts", "-noattr", "-nosmimecap", "-keyid", "-md", "sha256",
+        "-in", path(&content), "-signer", path(&cert), "-inkey", path(&key), "-outform", "DER",
+        "-out", path(&by_command),
+    ]);
+    assert_eq!(fs::read(&by_command).unwrap(), signature);
 }
 
 #[test]
