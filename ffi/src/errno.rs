@@ -13,7 +13,11 @@ pub(crate) fn of(err: &Error) -> i32 {
         Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         Error::Bpf { source, .. } => source.errno(),
         Error::Loader { errno, .. } => *errno,
-        Error::Usage(_) | Error::NoKallsyms | Error::InsnSite { .. } | Error::LoaderFile { .. } => libc::EINVAL,
+        Error::Usage(_)
+        | Error::NoKallsyms
+        | Error::InsnSite { .. }
+        | Error::LoaderFile { .. }
+        | Error::Signing { .. } => libc::EINVAL,
         Error::ResolverFault(_) => libc::EIO,
         Error::AddressesHidden { .. } => libc::EACCES,
         Error::InKernel { .. } => libc::ESRCH,

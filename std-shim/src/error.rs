@@ -2,6 +2,7 @@
 //! file or operation it happened in.
 
 use std::io;
+use std::path::PathBuf;
 
 pub use crate::sys::{BpfCommand, BpfError};
 
@@ -122,6 +123,20 @@ pub enum Error {
          (`--kallsyms` of the command, `kallsyms_path` in C)"
     )]
     NoKallsyms,
+    /// A signing key or certificate that cannot be used, or a signature
+    /// that cannot be made (`sign::SigningKey`); `reason` says what to do.
+    #[error(
+        "{what}{}: {reason}",
+        path.as_deref().map(|p| format!(" {}", p.display())).unwrap_or_default()
+    )]
+    Signing {
+        /// What failed: `"signing key"`, `"certificate"` or `"signing"`.
+        what: &'static str,
+        /// The key or certificate file, if the problem is with one.
+        path: Option<PathBuf>,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
     /// A caller's request that cannot be served (e.g. an fd_array too
     /// small for the relocation); the message says what to change.
     #[error("{0}")]
@@ -337,7 +352,7 @@ impl Error {
             Error::AddressesHidden { .. } => Reason::AddressesHidden,
             Error::NotFound { .. } => Reason::NotFound,
             Error::Incompatible { .. } => Reason::Incompatible,
-            Error::Usage(_) | Error::NoKallsyms => Reason::Usage,
+            Error::Usage(_) | Error::NoKallsyms | Error::Signing { .. } => Reason::Usage,
             Error::InsnSite { .. } | Error::LoaderFile { .. } => Reason::BadObject,
             Error::ResolverFault(_) => Reason::KernelFacts,
             Error::Seal(p) => match p {

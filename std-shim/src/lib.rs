@@ -27,6 +27,8 @@ pub mod loader_header;
 pub mod modes;
 pub mod relocate;
 pub mod report;
+#[cfg(feature = "sign")]
+pub mod sign;
 pub mod skel;
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]
