@@ -7,7 +7,7 @@
 //! struct mixed skel;
 //! int err = mixed__load(&skel);   /* 0, or -errno */
 //! if (err) {
-//!         char why[256];
+//!         char why[512];
 //!         fprintf(stderr, "%s\n", mixed__failure(&skel, why, sizeof(why)));
 //! }
 //! ... skel.progs.mixed, skel.maps.mixed_bss ...

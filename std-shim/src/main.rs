@@ -249,6 +249,14 @@ struct GenArgs {
     /// SHA-256 is not the one it was generated with.
     #[arg(long)]
     sealed: bool,
+    /// Sign the loader (sealed, then): a detached PKCS#7 signature of its
+    /// instructions with KEY (unencrypted RSA or ECDSA private key, PEM or
+    /// DER, mode 600), which the kernel checks at load (Linux 6.18).
+    #[arg(long, value_name = "KEY", requires = "cert")]
+    sign: Option<PathBuf>,
+    /// The X.509 certificate of --sign's key (PEM or DER).
+    #[arg(long, value_name = "CERT", requires = "sign")]
+    cert: Option<PathBuf>,
     #[command(flatten)]
     keyring: KeyringArg,
 }
@@ -264,11 +272,17 @@ fn gen(args: &GenArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let file = match generate::generate(
-        &data,
-        &object.to_string_lossy(),
-        &generate::GenerateOptions { sealed: args.sealed },
-    ) {
+    let opts = generate::GenerateOptions {
+        sealed: args.sealed || args.sign.is_some(),
+    };
+    let signed = |mut file| -> ksymrelo_std::Result<_> {
+        if let (Some(key), Some(cert)) = (&args.sign, &args.cert) {
+            let key = ksymrelo_std::sign::SigningKey::from_files(key, cert)?;
+            generate::sign(&mut file, &key)?;
+        }
+        Ok(file)
+    };
+    let file = match generate::generate(&data, &object.to_string_lossy(), &opts).and_then(signed) {
         Ok(f) => f,
         Err(e) => return fail(object, &e, json),
     };

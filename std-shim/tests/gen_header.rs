@@ -65,6 +65,9 @@ fn sealed_headers(dir: &Path) {
         code.loader[imm].imm() ^ 1,
     );
     header_of(dir, &code, object, "skel_code");
+    let mut signed = sealed.clone();
+    signed.seal.as_mut().unwrap().signature = Some(vec![0x30, 0x82, 0x01, 0x00, 0x06, 0x09]);
+    header_of(dir, &signed, object, "skel_signed");
 }
 
 #[test]
@@ -111,6 +114,13 @@ fn generated_headers_load_and_fail_clearly_from_c() {
             "{text}"
         );
         assert!(text.contains("the loader was altered"), "{text}");
+        assert!(text.contains("signed: signed loader:"), "{text}");
+        let config = Command::new("zcat").arg("/proc/config.gz").output();
+        if config.is_ok_and(|c| {
+            c.status.success() && !String::from_utf8_lossy(&c.stdout).contains("CONFIG_SYSTEM_DATA_VERIFICATION=y")
+        }) {
+            assert!(text.contains("built without CONFIG_SYSTEM_DATA_VERIFICATION"), "{text}");
+        }
     }
     assert!(text.contains("ok loaded: ms_syscall ms_xdp"), "{text}");
     assert!(

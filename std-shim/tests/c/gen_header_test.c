@@ -2,7 +2,8 @@
  * whose programs load here), skel_bad.h (a strong typeless ksym no kernel
  * has), and three sealed ones: skel_sealed.h as generated, skel_data.h
  * with one byte of its data flipped, skel_code.h with one byte of its
- * loader flipped. Prints one line per check; exits non-zero on the first
+ * loader flipped, skel_signed.h with a signature no key made (its load
+ * is refused, in words). Prints one line per check; exits non-zero on the first
  * failure, or with 77 when the kernel has no exclusive maps (before 6.18;
  * the Rust side checks that this is said clearly). */
 #include <dirent.h>
@@ -12,6 +13,7 @@
 #include "skel_sealed.h"
 #include "skel_data.h"
 #include "skel_code.h"
+#include "skel_signed.h"
 
 #define CHECK(cond, ...)                                                  \
 	do {                                                              \
@@ -55,7 +57,7 @@ int main(void)
 {
 	struct skel_ok ok;
 	struct skel_bad bad;
-	char why[256], name[BPF_OBJ_NAME_LEN];
+	char why[512], name[BPF_OBJ_NAME_LEN];
 	int before = open_fds(), err;
 
 	err = skel_ok__load(&ok);
@@ -99,6 +101,14 @@ int main(void)
 		CHECK(err == -EACCES, "skel_code__load: %d %s", err, skel_code__failure(&code, why, sizeof(why)));
 		CHECK(open_fds() == before, "nothing left open: %d -> %d", before, open_fds());
 		printf("code: %s\n", skel_code__failure(&code, why, sizeof(why)));
+	}
+	{
+		struct skel_signed sig;
+
+		err = skel_signed__load_keyring(&sig, 0);
+		CHECK(err < 0, "a signature no key made loaded");
+		CHECK(open_fds() == before, "nothing left open: %d -> %d", before, open_fds());
+		printf("signed: %s\n", skel_signed__failure(&sig, why, sizeof(why)));
 	}
 	return 0;
 }
