@@ -44,7 +44,7 @@ TESTS=(
 # Per-kernel expected failures (a fixture needs what a kernel lacks).
 EXPECTED=$(dirname "$0")/expected-failures
 
-TIMEOUT=${KSYMRELO_VM_TIMEOUT:-480} # seconds per kernel, boot to power-off
+TIMEOUT=${KSYMRELO_VM_TIMEOUT:-900} # seconds per kernel, boot to power-off (TCG on a busy 2-core machine: 6.12 has taken 500)
 QEMU=${KSYMRELO_VM_QEMU:-qemu-system-x86_64}
 # KSYMRELO_VM_FACTS=1 logs kallsyms facts and `ksymrelo resolve` of every
 # fixture in the guest before the tests (about 30 s more per kernel).
