@@ -346,7 +346,7 @@ pub fn run(file: &LoaderFile, opts: &SkelOptions) -> Result<Ran> {
 }
 
 /// The runner's type pre-flight: the object resolved in user space against
-/// `kernel` (libbpf's way, [`crate::relocate`]) before its loader runs,
+/// `kernel` (libbpf's way, [`crate::relocate()`]) before its loader runs,
 /// since the loader cannot compare BTF types.
 #[derive(Debug)]
 pub struct Preflight {

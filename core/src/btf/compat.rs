@@ -31,7 +31,7 @@ pub(super) fn kinds_match(a: Kind, b: Kind) -> bool {
 /// - any other kind is incompatible.
 ///
 /// A chain deeper than 32 steps is an error, as in libbpf, and so is a
-/// comparison of more than [`MAX_STEPS`] steps in all (beyond libbpf).
+/// comparison of more than `MAX_STEPS` steps in all (beyond libbpf).
 pub fn types_are_compat(local: &Btf<'_>, local_id: u32, targ: &Btf<'_>, targ_id: u32) -> Result<bool> {
     let mut steps = MAX_STEPS;
     compat(local, local_id, targ, targ_id, local_id, 0, &mut steps)
