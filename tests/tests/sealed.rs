@@ -9,10 +9,12 @@
 use ksymrelo_core::insn::Insn;
 use ksymrelo_std::error::SealProblem;
 use ksymrelo_std::generate::{self, GenerateOptions, Ran};
+use ksymrelo_std::load::{prog_test_run, TestRun};
 use ksymrelo_std::loader_file::LoaderFile;
 use ksymrelo_std::skel::{self, Seal, Sealed, SkelOptions};
 use ksymrelo_std::{Error, Reason};
 use ksymrelo_tests::{fds, fixture, fixture_bytes, kernel_usable, kernel_version, live_kernel_files};
+use std::os::fd::AsFd;
 
 fn gate(test: &str) -> bool {
     kernel_usable(test) && live_kernel_files(test)
@@ -66,7 +68,13 @@ fn sealed_loaders_load_what_open_ones_load() {
     if !gate("sealed_loaders_load_what_open_ones_load") {
         return;
     }
-    for obj in ["mixed.bpf.o", "link.bpf.o", "gen_data.bpf.o", "multi_section.bpf.o"] {
+    for obj in [
+        "typeless.bpf.o",
+        "mixed.bpf.o",
+        "link.bpf.o",
+        "gen_data.bpf.o",
+        "multi_section.bpf.o",
+    ] {
         let sealed = generate(obj, true);
         let open = generate(obj, false);
         assert_eq!(
@@ -83,6 +91,39 @@ fn sealed_loaders_load_what_open_ones_load() {
         let b = run(&open).unwrap_or_else(|e| panic!("{obj} open: {e}"));
         assert_eq!(insns(&a), insns(&b), "{obj}: the same programs loaded");
         assert_eq!(a.maps.len(), b.maps.len());
+    }
+    if sealing_kernel() {
+        // And what it loaded runs as the open loader's does.
+        let ctx = [0u8; 80];
+        let (sealed, open) = (
+            run(&generate("typeless.bpf.o", true)).unwrap(),
+            run(&generate("typeless.bpf.o", false)).unwrap(),
+        );
+        let outputs: Vec<Vec<u8>> = [sealed, open]
+            .iter()
+            .map(|ran| {
+                let mut c = ctx.to_vec();
+                let res = prog_test_run(
+                    ran.progs[0].1.as_fd(),
+                    &mut TestRun {
+                        ctx_in: Some(&mut c),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                assert_eq!(res.retval, 0);
+                c
+            })
+            .collect();
+        assert_eq!(
+            outputs[0], outputs[1],
+            "the sealed loader's program computes what the open one's does"
+        );
+        assert_ne!(
+            outputs[0],
+            ctx.to_vec(),
+            "and computes something (the addresses it read)"
+        );
     }
 }
 
