@@ -21,9 +21,8 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use ksymrelo_core::kallsyms::Match;
 
@@ -136,12 +135,7 @@ pub fn addresses_visible() -> bool {
         .any(|addr| !addr.is_empty() && addr.iter().any(|&c| c != b'0'))
 }
 
-/// This boot's id (`/proc/sys/kernel/random/boot_id`).
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
+pub use crate::run_dir::boot_id;
 
 /// A hash of the loaded modules (name and load address of each line of
 /// `/proc/modules`; 0 without modules). It changes when a module is loaded,
@@ -563,15 +557,7 @@ impl KallsymsRecord {
     /// Loads the record at `path` if it is trusted (see the module
     /// documentation) and current; `None` otherwise.
     pub fn load(path: &Path, boot_id: &str, modules: u64) -> Option<KallsymsRecord> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .ok()?;
-        let dir = path.parent().and_then(|d| std::fs::metadata(d).ok())?;
-        if !trusted(&file.metadata().ok()?) || !trusted(&dir) {
-            return None;
-        }
+        let file = crate::run_dir::open_trusted(path)?;
         use std::os::unix::fs::FileExt;
         let mut header = [0u8; HEADER];
         file.read_exact_at(&mut header, 0).ok()?;
@@ -595,36 +581,8 @@ impl KallsymsRecord {
     /// 0600: it holds every kernel address, which kallsyms shows only to
     /// the privileged), creating its directory (mode 0700) if needed.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let tmp: PathBuf = dir.join(format!(".kallsyms-record.{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        let written = file.write_all(&self.image()).and_then(|()| file.sync_data());
-        drop(file);
-        match written.and_then(|()| std::fs::rename(&tmp, path)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        crate::run_dir::save(path, &self.image())
     }
-}
-
-/// Owned by root or by us, and writable by no one else.
-fn trusted(meta: &std::fs::Metadata) -> bool {
-    let uid = meta.uid();
-    (uid == 0 || Some(uid) == own_uid()) && meta.permissions().mode() & 0o022 == 0
-}
-
-/// This process's effective uid: `/proc/self` belongs to it.
-fn own_uid() -> Option<u32> {
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 fn record<'t>(seen: &mut HashMap<&'t [u8], Seen>, key: &'t [u8], addr: u64, module: Option<u32>, line: u64) {
@@ -648,6 +606,7 @@ pub fn read_text(path: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const TEXT: &[u8] = b"\
 ffffffff81000000 T _stext

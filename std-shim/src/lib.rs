@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod btf_facts;
 pub mod check;
 pub mod error;
 mod explain;
@@ -27,6 +28,7 @@ pub mod loader_header;
 pub mod modes;
 pub mod relocate;
 pub mod report;
+pub mod run_dir;
 pub mod skel;
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]
