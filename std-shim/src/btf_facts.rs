@@ -166,6 +166,3 @@ impl BtfFacts {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

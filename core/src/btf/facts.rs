@@ -197,13 +197,19 @@ pub enum Probe {
 impl<'f> Facts<'f> {
     /// Checks a front: magic, counts, lengths and its hash.
     pub fn parse(front: &'f [u8]) -> Result<Facts<'f>> {
+        let facts = Self::parse_known(front)?;
+        if front_hash(front) != u64_at(front, 88)? {
+            return Err(malformed("BTF facts front hash", 88));
+        }
+        Ok(facts)
+    }
+
+    /// [`Facts::parse`] of a front that one already checked, without
+    /// hashing it again (for a caller that keeps the bytes).
+    pub fn parse_known(front: &'f [u8]) -> Result<Facts<'f>> {
         let counts = Counts::read(front)?;
         if front.len() != counts.front_len()? {
             return Err(malformed("BTF facts front length", front.len()));
-        }
-        let stored = u64_at(front, 88)?;
-        if front_hash(front) != stored {
-            return Err(malformed("BTF facts front hash", 88));
         }
         let mut boot_id = [0u8; BOOT_ID_LEN];
         boot_id.copy_from_slice(&front[8..8 + BOOT_ID_LEN]);
