@@ -140,6 +140,8 @@ impl BtfFacts {
     /// out, a read that fails) means: walk the BTF instead.
     pub fn lookup(&self, btf: &Btf<'_>, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<(), ()> {
         let f = self.facts();
+        // Related names (bpf_iter_num_*) often share a block: read it once.
+        let mut last: Option<(usize, Vec<u8>)> = None;
         for ((name, kind), slot) in wanted.iter().zip(found.iter_mut()) {
             if !matches!(kind, Kind::Func | Kind::Var) {
                 return Err(());
@@ -147,8 +149,11 @@ impl BtfFacts {
             *slot = match f.probe(btf, name, *kind).map_err(drop)? {
                 Probe::Answer(a) => a,
                 Probe::Read { block, range } => {
-                    let bytes = self.read_body(range).ok_or(())?;
-                    f.find_in_block(btf, block, &bytes, name, *kind).map_err(drop)?
+                    if last.as_ref().is_none_or(|(b, _)| *b != block) {
+                        last = Some((block, self.read_body(range).ok_or(())?));
+                    }
+                    let bytes = last.as_ref().map_or(&[][..], |(_, b)| b);
+                    f.find_in_block(btf, block, bytes, name, *kind).map_err(drop)?
                 }
             };
         }

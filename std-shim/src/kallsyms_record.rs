@@ -115,22 +115,34 @@ impl PartialEq for KallsymsRecord {
 const BLOCK: usize = 64;
 
 /// Whether `/proc/kallsyms` shows this process real addresses (any of its
-/// first lines non-zero; the very first may be a real zero). Reads a few
-/// KB, so the kernel formats only those lines.
+/// first lines non-zero; the very first may be a real zero). The kernel
+/// formats only the lines asked for, so the first read asks for a few
+/// lines (a non-zero address there settles it) and only an all-zero start
+/// is read further, up to 16 KiB.
 pub fn addresses_visible() -> bool {
     let Ok(mut file) = File::open("/proc/kallsyms") else {
         return false;
     };
     let mut buf = vec![0u8; 16 * 1024];
     let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => len += n,
+    for want in [512, buf.len()] {
+        while len < want {
+            match file.read(&mut buf[len..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        if any_address(&buf[..len]) {
+            return true;
         }
     }
-    buf[..len]
-        .split(|&b| b == b'\n')
+    false
+}
+
+/// Whether a line of `text` starts with a non-zero address (a cut last
+/// line counts: its address is there or absent, never wrong).
+fn any_address(text: &[u8]) -> bool {
+    text.split(|&b| b == b'\n')
         .filter_map(|l| l.split(|&b| b == b' ').next())
         .any(|addr| !addr.is_empty() && addr.iter().any(|&c| c != b'0'))
 }
