@@ -136,28 +136,33 @@ impl BtfFacts {
 
     /// Answers `wanted` (`FUNC`s and `VAR`s only) as
     /// [`Btf::find_own_batch`] would over `btf`, the BTF these facts
-    /// describe. An error (another kind asked, a block that does not check
-    /// out, a read that fails) means: walk the BTF instead.
-    pub fn lookup(&self, btf: &Btf<'_>, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Result<(), ()> {
+    /// describe; `true` when every name is answered. `false` (another kind
+    /// asked, a block that does not check out, a read that fails) means:
+    /// walk the BTF instead.
+    pub fn lookup(&self, btf: &Btf<'_>, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> bool {
+        self.try_lookup(btf, wanted, found).is_some()
+    }
+
+    fn try_lookup(&self, btf: &Btf<'_>, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> Option<()> {
         let f = self.facts();
         // Related names (bpf_iter_num_*) often share a block: read it once.
         let mut last: Option<(usize, Vec<u8>)> = None;
         for ((name, kind), slot) in wanted.iter().zip(found.iter_mut()) {
             if !matches!(kind, Kind::Func | Kind::Var) {
-                return Err(());
+                return None;
             }
-            *slot = match f.probe(btf, name, *kind).map_err(drop)? {
+            *slot = match f.probe(btf, name, *kind).ok()? {
                 Probe::Answer(a) => a,
                 Probe::Read { block, range } => {
                     if last.as_ref().is_none_or(|(b, _)| *b != block) {
-                        last = Some((block, self.read_body(range).ok_or(())?));
+                        last = Some((block, self.read_body(range)?));
                     }
                     let bytes = last.as_ref().map_or(&[][..], |(_, b)| b);
-                    f.find_in_block(btf, block, bytes, name, *kind).map_err(drop)?
+                    f.find_in_block(btf, block, bytes, name, *kind).ok()?
                 }
             };
         }
-        Ok(())
+        Some(())
     }
 
     fn read_body(&self, range: std::ops::Range<usize>) -> Option<Vec<u8>> {

@@ -357,10 +357,7 @@ impl Kernel {
         if !missing.is_empty() {
             let ask: Vec<(&[u8], Kind)> = missing.iter().map(|&i| wanted[i]).collect();
             let mut answers = vec![None; ask.len()];
-            let kept = vm
-                .facts
-                .as_ref()
-                .is_some_and(|f| f.lookup(&btf, &ask, &mut answers).is_ok());
+            let kept = vm.facts.as_ref().is_some_and(|f| f.lookup(&btf, &ask, &mut answers));
             if !kept {
                 answers.fill(None);
                 bump(&self.counters.vmlinux_walks);
@@ -573,7 +570,7 @@ impl Kernel {
 /// when they cannot.
 fn answer_from(facts: &BtfFacts, bytes: &[u8], wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> bool {
     let index = facts.index();
-    Btf::reindexed(bytes, None, &index, facts.type_count()).is_ok_and(|btf| facts.lookup(&btf, wanted, found).is_ok())
+    Btf::reindexed(bytes, None, &index, facts.type_count()).is_ok_and(|btf| facts.lookup(&btf, wanted, found))
 }
 
 /// A lock whose holder may have panicked: the data is caches, still sound.

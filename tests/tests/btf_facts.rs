@@ -80,6 +80,9 @@ fn every_fixture_relocates_the_same_with_and_without_kept_facts() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Puts a bad facts file at the path it is given.
+type Spoil<'a> = Box<dyn Fn(&Path) + 'a>;
+
 /// Relocates `mixed.bpf.o` with a kernel keeping its facts at `path`.
 fn relocate_mixed(path: &Path) -> (String, KernelStats) {
     let kernel = Kernel::live().with_btf_facts(path);
@@ -139,7 +142,7 @@ fn foreign_corrupt_truncated_or_untrusted_facts_are_ignored_and_replaced() {
         b[front - 3] ^= 1;
         b
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, Spoil<'_>)> = vec![
         ("another boot", Box::new(|p| foreign.save(p).unwrap())),
         ("another BTF", Box::new(|p| not_this_btf.save(p).unwrap())),
         ("corrupt body", Box::new(|p| std::fs::write(p, &corrupt_body).unwrap())),
