@@ -12,6 +12,8 @@
 # target/libbpf18-src, a checkout of github.com/libbpf/libbpf at 1.8);
 # without one, libbpf-sys's vendored 1.7. Needs root (libbpf loads the
 # program), gcc, make, libelf-dev, zlib.
+# BEFORE=path/to/an/older/ksymrelo adds that binary's resolve --json (and
+# --no-btf-facts, this one walking vmlinux BTF every run) to the rotation.
 # Usage: bench/alternate.sh [-r PAIRS] [OBJECT...]   (default 21 pairs;
 # objects: mixed.bpf.o, many_100.bpf.o, many_1000.bpf.o)
 set -euo pipefail
@@ -58,17 +60,24 @@ import json, sys
 print(len(json.load(sys.stdin)["externs"]))')
     # The per-boot files exist (as after any earlier run this boot).
     "$cmd" resolve --json "$obj" >/dev/null
+    extra=()
+    if [ -n "${BEFORE:-}" ]; then
+        extra=(:: "$BEFORE" resolve --json "$obj" :: "$cmd" resolve --json --no-btf-facts "$obj")
+    fi
     "$work/alternate" "$pairs" "$libbpf" "$obj" \
         :: "$cmd" resolve --json "$obj" \
         :: "$work/c_relocate" "$obj" \
-        :: /bin/true >"$work/out"
+        :: /bin/true "${extra[@]}" >"$work/out"
     python3 - "$work/out" "$name" "$externs" <<'PY'
 import sys
 rows = [float(l.split("\t")[0]) for l in open(sys.argv[1])]
-libbpf, command, c_client, true = rows
+libbpf, command, c_client, true = rows[:4]
 name, externs = sys.argv[2], sys.argv[3]
-for label, m in [("libbpf", libbpf), ("ksymrelo resolve --json", command),
-                 ("C client (libksymrelo)", c_client), ("/bin/true", true)]:
+labels = [("libbpf", libbpf), ("ksymrelo resolve --json", command),
+          ("C client (libksymrelo)", c_client), ("/bin/true", true)]
+if len(rows) == 6:
+    labels += [("BEFORE resolve --json", rows[4]), ("resolve --no-btf-facts", rows[5])]
+for label, m in labels:
     print(f"{name:16} {externs:>8}  {label:26} {m:6.2f} ms {libbpf / m:7.1f}x {m - true:+9.2f} ms")
 PY
     echo "$name warm handle (C, 200 rounds): $("$work/c_relocate" "$obj" 200)"
