@@ -15,3 +15,17 @@ for line in sys.stdin:
 ')
     bash tests/harness/build.sh "$work/libbpf17_dump" "$libbpf17" >/dev/null
 }
+
+# Builds the harness against libbpf built from a source tree (a checkout of
+# github.com/libbpf/libbpf; its src/Makefile) as "$1/$3": the way to
+# measure a libbpf no package or crate ships yet (1.8).
+build_libbpf_source_harness() {
+    local work=$1 src=$2 name=$3 dir
+    dir=$work/$name.lib
+    mkdir -p "$dir"
+    make -s -C "$src/src" -j2 BUILD_STATIC_ONLY=1 OBJDIR="$dir/obj" DESTDIR="$dir/inst" PREFIX= LIBDIR=/lib \
+        install >/dev/null
+    cp "$dir/inst/lib/libbpf.a" "$dir/libbpf.a"
+    rm -rf "$dir/include" && cp -r "$dir/inst/include" "$dir/include"
+    bash tests/harness/build.sh "$work/$name" "$dir" >/dev/null
+}

@@ -21,9 +21,8 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use ksymrelo_core::kallsyms::Match;
 
@@ -116,32 +115,39 @@ impl PartialEq for KallsymsRecord {
 const BLOCK: usize = 64;
 
 /// Whether `/proc/kallsyms` shows this process real addresses (any of its
-/// first lines non-zero; the very first may be a real zero). Reads a few
-/// KB, so the kernel formats only those lines.
+/// first lines non-zero; the very first may be a real zero). The kernel
+/// formats only the lines asked for, so the first read asks for a few
+/// lines (a non-zero address there settles it) and only an all-zero start
+/// is read further, up to 16 KiB.
 pub fn addresses_visible() -> bool {
     let Ok(mut file) = File::open("/proc/kallsyms") else {
         return false;
     };
     let mut buf = vec![0u8; 16 * 1024];
     let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => len += n,
+    for want in [512, buf.len()] {
+        while len < want {
+            match file.read(&mut buf[len..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        if any_address(&buf[..len]) {
+            return true;
         }
     }
-    buf[..len]
-        .split(|&b| b == b'\n')
+    false
+}
+
+/// Whether a line of `text` starts with a non-zero address (a cut last
+/// line counts: its address is there or absent, never wrong).
+fn any_address(text: &[u8]) -> bool {
+    text.split(|&b| b == b'\n')
         .filter_map(|l| l.split(|&b| b == b' ').next())
         .any(|addr| !addr.is_empty() && addr.iter().any(|&c| c != b'0'))
 }
 
-/// This boot's id (`/proc/sys/kernel/random/boot_id`).
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
+pub use crate::run_dir::boot_id;
 
 /// A hash of the loaded modules (name and load address of each line of
 /// `/proc/modules`; 0 without modules). It changes when a module is loaded,
@@ -563,15 +569,7 @@ impl KallsymsRecord {
     /// Loads the record at `path` if it is trusted (see the module
     /// documentation) and current; `None` otherwise.
     pub fn load(path: &Path, boot_id: &str, modules: u64) -> Option<KallsymsRecord> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .ok()?;
-        let dir = path.parent().and_then(|d| std::fs::metadata(d).ok())?;
-        if !trusted(&file.metadata().ok()?) || !trusted(&dir) {
-            return None;
-        }
+        let file = crate::run_dir::open_trusted(path)?;
         use std::os::unix::fs::FileExt;
         let mut header = [0u8; HEADER];
         file.read_exact_at(&mut header, 0).ok()?;
@@ -595,36 +593,8 @@ impl KallsymsRecord {
     /// 0600: it holds every kernel address, which kallsyms shows only to
     /// the privileged), creating its directory (mode 0700) if needed.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let tmp: PathBuf = dir.join(format!(".kallsyms-record.{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        let written = file.write_all(&self.image()).and_then(|()| file.sync_data());
-        drop(file);
-        match written.and_then(|()| std::fs::rename(&tmp, path)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        crate::run_dir::save(path, &self.image())
     }
-}
-
-/// Owned by root or by us, and writable by no one else.
-fn trusted(meta: &std::fs::Metadata) -> bool {
-    let uid = meta.uid();
-    (uid == 0 || Some(uid) == own_uid()) && meta.permissions().mode() & 0o022 == 0
-}
-
-/// This process's effective uid: `/proc/self` belongs to it.
-fn own_uid() -> Option<u32> {
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 fn record<'t>(seen: &mut HashMap<&'t [u8], Seen>, key: &'t [u8], addr: u64, module: Option<u32>, line: u64) {
@@ -648,6 +618,7 @@ pub fn read_text(path: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const TEXT: &[u8] = b"\
 ffffffff81000000 T _stext

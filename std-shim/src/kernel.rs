@@ -14,9 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use ksymrelo_core::btf::{Btf, Kind};
 use ksymrelo_core::kallsyms::{Match, Matcher, Stats};
 
+use crate::btf_facts::BtfFacts;
 use crate::error::{Error, Result};
 use crate::kallsyms_record::{self, KallsymsRecord};
 use crate::sys;
+
+mod modules;
+use modules::{dir_modules, live_modules};
 
 /// The live vmlinux BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -93,11 +97,14 @@ enum KallsymsSource {
     Absent,
 }
 
-/// vmlinux BTF, validated once, with its sparse type-offset table.
+/// vmlinux BTF, validated once (by this process, or by the one that kept
+/// its facts this boot), with its sparse type-offset table.
 struct Vmlinux {
     bytes: Bytes,
     index: Vec<u32>,
     count: u32,
+    /// Its kept facts, which answer name lookups without a walk.
+    facts: Option<BtfFacts>,
 }
 
 /// What a [`Kernel`] learned of kallsyms, valid while the loaded modules
@@ -126,6 +133,10 @@ pub struct KernelStats {
     pub record_builds: u64,
     /// Kallsyms records loaded from the record file.
     pub record_loads: u64,
+    /// vmlinux BTF facts loaded from their file (no walk of vmlinux).
+    pub btf_facts_loads: u64,
+    /// vmlinux BTF facts built after a walk (to be kept in their file).
+    pub btf_facts_builds: u64,
     /// Runs of the in-kernel resolver.
     pub in_kernel_lookups: u64,
     /// Listings of the module BTFs.
@@ -139,6 +150,8 @@ struct Counters {
     kallsyms_scans: AtomicU64,
     record_builds: AtomicU64,
     record_loads: AtomicU64,
+    btf_facts_loads: AtomicU64,
+    btf_facts_builds: AtomicU64,
     in_kernel_lookups: AtomicU64,
     module_listings: AtomicU64,
 }
@@ -173,6 +186,10 @@ pub struct Kernel {
     /// written there.
     record_path: Option<PathBuf>,
     record_write: bool,
+    /// Where the vmlinux BTF facts are loaded from, and whether they are
+    /// also written there.
+    facts_path: Option<PathBuf>,
+    facts_write: bool,
     vmlinux: OnceLock<Vmlinux>,
     vmlinux_parse: Mutex<()>,
     vmlinux_lookups: Mutex<LookupCache>,
@@ -219,8 +236,30 @@ impl Kernel {
         self
     }
 
+    /// Keeps the vmlinux BTF facts (see [`crate::btf_facts`]) in the file
+    /// `path`: loaded from there when trusted and made for this boot's
+    /// vmlinux BTF, written there after a walk of vmlinux BTF otherwise.
+    /// Without this, a live `Kernel` only *reads* the facts at
+    /// [`crate::btf_facts::DEFAULT_PATH`] (where the `ksymrelo` command
+    /// keeps them) and walks vmlinux BTF where there are none.
+    pub fn with_btf_facts(mut self, path: impl Into<PathBuf>) -> Kernel {
+        if self.is_live() {
+            self.facts_path = Some(path.into());
+            self.facts_write = true;
+        }
+        self
+    }
+
+    /// Reads no vmlinux BTF facts file: every process walks vmlinux BTF.
+    pub fn without_btf_facts(mut self) -> Kernel {
+        self.facts_path = None;
+        self.facts_write = false;
+        self
+    }
+
     fn new(btf: BtfSource, kallsyms: KallsymsSource) -> Kernel {
         let live = matches!(kallsyms, KallsymsSource::Live);
+        let facts_path = matches!(btf, BtfSource::Live).then(|| PathBuf::from(crate::btf_facts::DEFAULT_PATH));
         Kernel {
             btf,
             kallsyms,
@@ -229,6 +268,8 @@ impl Kernel {
             // /proc/kallsyms.
             record_path: live.then(|| PathBuf::from(kallsyms_record::DEFAULT_PATH)),
             record_write: false,
+            facts_path,
+            facts_write: false,
             vmlinux: OnceLock::new(),
             vmlinux_parse: Mutex::new(()),
             vmlinux_lookups: Mutex::new(HashMap::new()),
@@ -249,6 +290,8 @@ impl Kernel {
             kallsyms_scans: get(&c.kallsyms_scans),
             record_builds: get(&c.record_builds),
             record_loads: get(&c.record_loads),
+            btf_facts_loads: get(&c.btf_facts_loads),
+            btf_facts_builds: get(&c.btf_facts_builds),
             in_kernel_lookups: get(&c.in_kernel_lookups),
             module_listings: get(&c.module_listings),
         }
@@ -314,8 +357,12 @@ impl Kernel {
         if !missing.is_empty() {
             let ask: Vec<(&[u8], Kind)> = missing.iter().map(|&i| wanted[i]).collect();
             let mut answers = vec![None; ask.len()];
-            bump(&self.counters.vmlinux_walks);
-            btf.find_own_batch(&ask, &mut answers)?;
+            let kept = vm.facts.as_ref().is_some_and(|f| f.lookup(&btf, &ask, &mut answers));
+            if !kept {
+                answers.fill(None);
+                bump(&self.counters.vmlinux_walks);
+                btf.find_own_batch(&ask, &mut answers)?;
+            }
             for (&i, answer) in missing.iter().zip(answers) {
                 found[i] = answer;
                 cache.insert((wanted[i].0.to_vec(), wanted[i].1), answer);
@@ -336,16 +383,48 @@ impl Kernel {
             return Ok((vm, false));
         }
         let bytes = self.read_vmlinux()?;
-        bump(&self.counters.vmlinux_parses);
-        let mut index = vec![0u32; Btf::max_type_count(&bytes).clamp(1, VMLINUX_INDEX_SLOTS)];
-        let count = Btf::parse_indexed_batch(&bytes, None, &mut index, wanted, found)?.own_type_count();
+        let key = self.facts_path.as_ref().and_then(|_| BtfFacts::key(&bytes));
+        let kept = self.facts_path.as_deref().zip(key.as_ref());
+        let vm = match kept.and_then(|(path, key)| BtfFacts::load(path, key)) {
+            Some(facts) if answer_from(&facts, &bytes, wanted, found) => {
+                bump(&self.counters.btf_facts_loads);
+                let (index, count) = (facts.index(), facts.type_count());
+                Vmlinux {
+                    bytes,
+                    index,
+                    count,
+                    facts: Some(facts),
+                }
+            }
+            _ => {
+                found.iter_mut().for_each(|f| *f = None);
+                bump(&self.counters.vmlinux_parses);
+                let mut index = vec![0u32; Btf::max_type_count(&bytes).clamp(1, VMLINUX_INDEX_SLOTS)];
+                let count = Btf::parse_indexed_batch(&bytes, None, &mut index, wanted, found)?.own_type_count();
+                let facts = kept.filter(|_| self.facts_write).and_then(|(path, key)| {
+                    bump(&self.counters.btf_facts_builds);
+                    let btf = Btf::reindexed(&bytes, None, &index, count).ok()?;
+                    let facts = BtfFacts::build(&btf, &index, key)?;
+                    // Best effort: without the right to write there, the
+                    // facts serve this process only.
+                    let _ = facts.save(path);
+                    Some(facts)
+                });
+                Vmlinux {
+                    bytes,
+                    index,
+                    count,
+                    facts,
+                }
+            }
+        };
         {
             let mut cache = lock(&self.vmlinux_lookups);
             for ((name, kind), answer) in wanted.iter().zip(found.iter()) {
                 cache.insert((name.to_vec(), *kind), *answer);
             }
         }
-        let _ = self.vmlinux.set(Vmlinux { bytes, index, count });
+        let _ = self.vmlinux.set(vm);
         Ok((self.vmlinux.get().expect("set above"), true))
     }
 
@@ -487,88 +566,14 @@ impl Kernel {
     }
 }
 
+/// Answers `wanted` from kept facts over `bytes`; `false` (walk instead)
+/// when they cannot.
+fn answer_from(facts: &BtfFacts, bytes: &[u8], wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) -> bool {
+    let index = facts.index();
+    Btf::reindexed(bytes, None, &index, facts.type_count()).is_ok_and(|btf| facts.lookup(&btf, wanted, found))
+}
+
 /// A lock whose holder may have panicked: the data is caches, still sound.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The running kernel's module BTFs, reusing those of `known` that are
-/// still loaded (same BTF object id).
-fn live_modules(known: Vec<Arc<ModuleBtfData>>, refused: &AtomicBool) -> Result<Vec<Arc<ModuleBtfData>>> {
-    refused.store(false, Ordering::Relaxed);
-    let mut out = Vec::new();
-    let mut id = 0;
-    loop {
-        id = match sys::btf_get_next_id(id) {
-            Ok(Some(next)) => next,
-            Ok(None) => break,
-            // Without the privilege to list BTF objects, libbpf searches no
-            // module: neither do we (a symbol only a module has stays
-            // unresolved, and names itself in the error).
-            Err(e) if listing_refused(&e) => {
-                refused.store(true, Ordering::Relaxed);
-                break;
-            }
-            Err(e) => return Err(Error::bpf("listing kernel BTF objects (BPF_BTF_GET_NEXT_ID)", e)),
-        };
-        if let Some(m) = known.iter().find(|m| m.id == id) {
-            out.push(m.clone());
-            continue;
-        }
-        let fd = match sys::btf_get_fd_by_id(id) {
-            Ok(fd) => fd,
-            // The object went away between the two calls.
-            Err(e) if e.errno() == libc::ENOENT => continue,
-            Err(e) => return Err(Error::bpf(format!("opening BTF object {id}"), e)),
-        };
-        let info = sys::btf_info(fd.as_fd()).map_err(|e| Error::bpf(format!("reading info of BTF object {id}"), e))?;
-        if !info.kernel_btf || info.name == "vmlinux" {
-            continue;
-        }
-        let data =
-            sys::btf_data(fd.as_fd()).map_err(|e| Error::bpf(format!("reading BTF of module {}", info.name), e))?;
-        let fd_value = fd.as_raw_fd();
-        out.push(Arc::new(ModuleBtfData {
-            name: info.name,
-            id,
-            data,
-            fd: Some(fd),
-            fd_value,
-        }));
-    }
-    Ok(out)
-}
-
-/// Whether listing BTF objects failed for want of privilege (`EPERM`), as
-/// opposed to a real error.
-fn listing_refused(err: &sys::BpfError) -> bool {
-    err.errno() == libc::EPERM
-}
-
-fn dir_modules(dir: &Path) -> Result<Vec<Arc<ModuleBtfData>>> {
-    let mut names = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // A saved kallsyms may lie beside the BTF files (`ksymrelo check`'s
-        // kernel directories): it is no module.
-        if name != "vmlinux" && name != "kallsyms" && entry.path().is_file() {
-            names.push(name);
-        }
-    }
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for (n, name) in names.into_iter().enumerate() {
-        let path = dir.join(&name);
-        let data = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        out.push(Arc::new(ModuleBtfData {
-            name,
-            id: n as u32,
-            data,
-            fd: None,
-            fd_value: -2 - n as i32,
-        }));
-    }
-    Ok(out)
 }

@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod btf_facts;
 pub mod check;
 pub mod error;
 mod explain;
@@ -27,6 +28,7 @@ pub mod loader_header;
 pub mod modes;
 pub mod relocate;
 pub mod report;
+pub mod run_dir;
 #[cfg(feature = "sign")]
 pub mod sign;
 pub mod skel;

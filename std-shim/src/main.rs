@@ -57,6 +57,14 @@ enum Command {
         /// Keep no kallsyms record file (build it in memory when needed).
         #[arg(long)]
         no_kallsyms_record: bool,
+        /// Where the per-boot vmlinux BTF facts are kept (the type offsets
+        /// and the first id of every FUNC and VAR name), so that a run
+        /// answers its BTF lookups without walking vmlinux BTF.
+        #[arg(long, default_value = ksymrelo_std::btf_facts::DEFAULT_PATH)]
+        btf_facts: PathBuf,
+        /// Read and keep no vmlinux BTF facts file (walk vmlinux BTF).
+        #[arg(long)]
+        no_btf_facts: bool,
     },
     /// Generate a light-skeleton loader for OBJECT: a BPF_PROG_TYPE_SYSCALL
     /// program that loads the object's BTF, creates its maps, resolves its
@@ -368,6 +376,8 @@ fn main() -> ExitCode {
             mode,
             kallsyms_record,
             no_kallsyms_record,
+            btf_facts,
+            no_btf_facts,
         } => {
             let data = match std::fs::read(&object) {
                 Ok(d) => d,
@@ -393,6 +403,10 @@ fn main() -> ExitCode {
             if !offline && !no_kallsyms_record {
                 kernel = kernel.with_kallsyms_record(kallsyms_record);
             }
+            kernel = match (offline, no_btf_facts) {
+                (false, false) => kernel.with_btf_facts(btf_facts),
+                _ => kernel.without_btf_facts(),
+            };
             match relocate_with(&data, &kernel, mode) {
                 Ok(r) => {
                     if json {

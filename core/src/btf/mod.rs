@@ -12,6 +12,7 @@
 //! differ, for error messages.
 
 mod compat;
+pub mod facts;
 mod header;
 pub mod near;
 mod render;

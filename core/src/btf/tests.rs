@@ -308,7 +308,7 @@ fn compatibility_of_branching_prototypes_is_bounded_in_steps() {
     assert_eq!(crate::btf::first_difference(&b, 11, &b, 11).unwrap(), None);
 }
 
-fn vmlinux() -> Option<Vec<u8>> {
+pub(crate) fn vmlinux() -> Option<Vec<u8>> {
     match std::fs::read("/sys/kernel/btf/vmlinux") {
         Ok(d) => Some(d),
         Err(e) => {
