@@ -34,7 +34,8 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build -q -j1 --release -p ksymrelo-std -p ksymrelo-ffi
+cargo build -q -j1 --release -p ksymrelo-cli
+cargo build -q -j1 --release -p ksymrelo-ffi
 cmd=$PWD/target/release/ksymrelo
 gcc -O2 -o "$work/c_relocate" bench/c_relocate.c -Iffi/include target/release/libksymrelo.a \
     -lgcc_s -lpthread -ldl -lm

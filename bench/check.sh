@@ -34,7 +34,7 @@ command -v hyperfine >/dev/null || {
     exit 2
 }
 
-cargo build -q -j1 --release -p ksymrelo-std
+cargo build -q -j1 --release -p ksymrelo-cli
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/host"

@@ -36,7 +36,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build -q -j1 --release -p ksymrelo-std
+cargo build -q -j1 --release -p ksymrelo-cli
 ksymrelo=$PWD/target/release/ksymrelo
 . bench/harnesses.sh
 build_libbpf_harnesses "$work"

@@ -13,7 +13,7 @@
 # With STATIC=1 the command is also measured statically linked (glibc's
 # static-pie), which starts a few hundred microseconds sooner:
 #   RUSTFLAGS="-C target-feature=+crt-static" \
-#     cargo build --release -p ksymrelo-std --target x86_64-unknown-linux-gnu
+#     cargo build --release -p ksymrelo-cli --target x86_64-unknown-linux-gnu
 #
 # Needs root (libbpf loads the program), hyperfine, python3, libbpf-dev,
 # make and pkg-config (libbpf-sys).
@@ -40,14 +40,15 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build -q -j1 --release -p ksymrelo-std -p ksymrelo-ffi
+cargo build -q -j1 --release -p ksymrelo-cli
+cargo build -q -j1 --release -p ksymrelo-ffi
 dynamic=./target/release/ksymrelo
 # A C loader linking libksymrelo (statically: no library path to set up).
 gcc -O2 -o "$work/c_relocate" bench/c_relocate.c -Iffi/include target/release/libksymrelo.a \
     -lgcc_s -lpthread -ldl -lm
 if [ "${STATIC:-0}" = 1 ]; then
     RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build -q -j1 --release -p ksymrelo-std --target x86_64-unknown-linux-gnu --target-dir target/static
+        cargo build -q -j1 --release -p ksymrelo-cli --target x86_64-unknown-linux-gnu --target-dir target/static
     static=./target/static/x86_64-unknown-linux-gnu/release/ksymrelo
 fi
 

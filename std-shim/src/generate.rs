@@ -270,22 +270,6 @@ pub fn generate(object_bytes: &[u8], path: &str, opts: &GenerateOptions) -> Resu
     })
 }
 
-/// Signs a sealed loader: a detached PKCS#7 signature of its instructions
-/// with `key`, which the kernel checks at `BPF_PROG_LOAD` (Linux 6.18)
-/// against the keyring the runner names. Only a sealed loader: signing
-/// the instructions binds nothing of the data unless the data is sealed
-/// to them.
-#[cfg(feature = "sign")]
-pub fn sign(file: &mut LoaderFile, key: &crate::sign::SigningKey) -> Result<()> {
-    let Some(seal) = file.seal.as_mut() else {
-        return Err(Error::Usage(
-            "only a sealed loader can be signed (the signature covers the loader, the seal binds its data)".into(),
-        ));
-    };
-    seal.signature = Some(key.sign(ksymrelo_core::insn::as_bytes(&file.loader))?);
-    Ok(())
-}
-
 /// The names of the object's externs, in libbpf's extern order (the
 /// loader's extern indexes).
 pub fn extern_names(object: &[u8]) -> Result<Vec<String>> {

@@ -29,8 +29,6 @@ pub mod modes;
 pub mod relocate;
 pub mod report;
 pub mod run_dir;
-#[cfg(feature = "sign")]
-pub mod sign;
 pub mod skel;
 // The one module with `unsafe`: every block there has a `// SAFETY:` line.
 #[allow(unsafe_code)]

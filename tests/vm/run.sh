@@ -34,7 +34,7 @@ TESTS=(
     'ksymrelo-tests e2e'
     'ksymrelo-tests modules'
     'ksymrelo-std fd_leaks'
-    'ksymrelo-std cli'
+    'ksymrelo-cli cli'
     'ksymrelo-tests differential'
     'ksymrelo-tests module_lifetime'
     'ksymrelo-tests gen'
@@ -233,9 +233,9 @@ stage_common() {
     strip -o "$stage$harness17" "$harness17"
     strip -o "$stage/vm/bin/libbpf11_dump" "$harness11"
     # Fixtures at the absolute path compiled into the tests
-    # (CARGO_MANIFEST_DIR of ksymrelo-tests; ksymrelo-std reaches them
-    # through ../tests/fixtures, so its directory must exist too).
-    mkdir -p "$stage$repo/tests/fixtures" "$stage$repo/std-shim"
+    # (CARGO_MANIFEST_DIR of ksymrelo-tests; ksymrelo-std and ksymrelo-cli
+    # reach them through ../tests/fixtures, so their directories must exist too).
+    mkdir -p "$stage$repo/tests/fixtures" "$stage$repo/std-shim" "$stage$repo/cli"
     cp "$repo"/tests/fixtures/*.bpf.o "$stage$repo/tests/fixtures/"
 }
 

@@ -396,7 +396,7 @@ fn counts_of(btf: &Btf<'_>, index_len: usize) -> Result<Counts> {
     })
 }
 
-/// Bytes [`write`] needs for `btf` with an `index_len`-slot offset table.
+/// Bytes [`write()`] needs for `btf` with an `index_len`-slot offset table.
 /// Walks the types once.
 pub fn image_len(btf: &Btf<'_>, index_len: usize) -> Result<usize> {
     let counts = counts_of(btf, index_len)?;

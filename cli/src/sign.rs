@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! let key = ksymrelo_std::sign::SigningKey::from_files(Path::new("key.pem"), Path::new("cert.pem"))?;
+//! let key = ksymrelo_cli::sign::SigningKey::from_files(Path::new("key.pem"), Path::new("cert.pem"))?;
 //! let insns: &[u8] = &[0x95, 0, 0, 0, 0, 0, 0, 0]; // exit
 //! let signature = key.sign(insns)?; // for BPF_PROG_LOAD's `signature`
 //! # Ok::<(), ksymrelo_std::Error>(())
@@ -39,7 +39,7 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::x509::X509;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use ksymrelo_std::{Error, Result};
 
 /// Larger key or certificate files are refused unread (a PEM RSA-16384
 /// key is about 12 KiB).

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ksymrelo_std::sign::{Curve, KeyAlgorithm, SigningKey};
+use ksymrelo_cli::sign::{Curve, KeyAlgorithm, SigningKey};
 use ksymrelo_std::Error;
 
 /// A loader's instructions stand-in: 16 of them, `r0 = i` ... `exit`.

@@ -285,8 +285,8 @@ fn gen(args: &GenArgs) -> ExitCode {
     };
     let signed = |mut file| -> ksymrelo_std::Result<_> {
         if let (Some(key), Some(cert)) = (&args.sign, &args.cert) {
-            let key = ksymrelo_std::sign::SigningKey::from_files(key, cert)?;
-            generate::sign(&mut file, &key)?;
+            let key = ksymrelo_cli::sign::SigningKey::from_files(key, cert)?;
+            ksymrelo_cli::sign_loader(&mut file, &key)?;
         }
         Ok(file)
     };
