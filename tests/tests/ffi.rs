@@ -382,7 +382,10 @@ fn c_relocates_a_hundred_thousand_distinct_sites() {
     let pcdir = build_library();
     let program = compile(&pcdir, "many_sites.c", &[]);
     let counts = std::env::var("KSYMRELO_MANY_SITES").unwrap_or_else(|_| "100000".into());
-    for n in counts.split(',').map(|n| n.trim().parse::<usize>().expect("KSYMRELO_MANY_SITES")) {
+    for n in counts
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().expect("KSYMRELO_MANY_SITES"))
+    {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("many-sites-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (obj, vmlinux) = many_sites_btf(&dir, n);

@@ -9,10 +9,10 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use ksymrelo_core::insn::{self, Insn};
+use ksymrelo_core::insn;
 use ksymrelo_core::object::ExternKind;
 use ksymrelo_core::resolve::Outcome;
-use ksymrelo_std::{list_externs, relocate_in_place_if, relocate_insns_with, InsnSite, Kernel, Mode, Reason};
+use ksymrelo_std::{list_externs, relocate_in_place_if, relocate_insns_if, InsnSite, Kernel, Mode, Reason};
 
 use crate::{fail, ksymrelo_kernel, ksymrelo_result, status_text, Failure, LAST_ERROR};
 
@@ -345,6 +345,23 @@ fn check_fd_array(fd_array: *mut c_int, cap: usize, len_out: *mut usize, fds: &[
     Ok(())
 }
 
+/// The accept hook of both in-place relocations: `check_fd_array`, its
+/// failure kept in `refused` (returned to C as it is, not as a relocation
+/// error).
+fn fd_array_fits(
+    fd_array: *mut c_int,
+    cap: usize,
+    len_out: *mut usize,
+    fds: &[i32],
+    refused: &mut Option<Failure>,
+) -> ksymrelo_std::error::Result<()> {
+    check_fd_array(fd_array, cap, len_out, fds).map_err(|f| {
+        let e = ksymrelo_std::Error::Usage(f.message().to_owned());
+        *refused = Some(f);
+        e
+    })
+}
+
 /// Writes the fd_array (checked by `check_fd_array`).
 ///
 /// # Safety
@@ -477,8 +494,9 @@ pub unsafe extern "C" fn ksymrelo_kernel_free(k: *mut ksymrelo_kernel) {
 /// # Safety
 /// Every pointer must be NULL (an error) or valid for its length:
 /// `obj_btf` for `obj_btf_len` bytes, `insns` for `insn_cnt` instructions
-/// (4-byte aligned), `sites` for `site_cnt` entries with NUL-terminated
-/// names, `fd_array` for `fd_array_cap` ints; `fd_array_len` writable.
+/// (4-byte aligned, written in place), `sites` for `site_cnt` entries
+/// with NUL-terminated names, `fd_array` for `fd_array_cap` ints;
+/// `fd_array_len` writable. `insns` must not overlap any other argument.
 #[no_mangle]
 pub unsafe extern "C" fn ksymrelo_relocate_insns(
     k: *mut ksymrelo_kernel,
@@ -545,15 +563,16 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns_opts(
             return Err(Failure::invalid(format!("insn_cnt {insn_cnt} is zero or absurd")));
         }
         let raw = unsafe {
-            bytes(
+            bytes_mut(
                 insns.cast::<c_void>(),
                 insn_cnt * ksymrelo_core::bpf::INSN_SIZE,
                 "insns",
             )
         }?;
-        let mut work: Vec<Insn> = insn::insns_aligned(raw)
-            .map_err(|_| Failure::invalid("insns is not aligned for struct bpf_insn"))?
-            .to_vec();
+        // The caller's own instructions, patched in place: written only
+        // once everything resolved and the fd_array fits.
+        let insns =
+            insn::insns_aligned_mut(raw).map_err(|_| Failure::invalid("insns is not aligned for struct bpf_insn"))?;
         if site_cnt > MAX_SITES {
             return Err(Failure::invalid(format!("site_cnt {site_cnt} is absurd")));
         }
@@ -583,17 +602,21 @@ pub unsafe extern "C" fn ksymrelo_relocate_insns_opts(
         if fd_array_len.is_null() {
             return Err(Failure::invalid("fd_array_len is NULL"));
         }
-        let relocation = match relocate_insns_with(&k.kernel, btf, &mut work, &rust_sites, mode) {
+        let mut refused = None;
+        let outcome = relocate_insns_if(&k.kernel, btf, insns, &rust_sites, mode, |r| {
+            fd_array_fits(fd_array, fd_array_cap, fd_array_len, &r.fd_array, &mut refused)
+        });
+        let relocation = match outcome {
             Ok(r) => r,
             Err(e) => {
+                if let Some(f) = refused {
+                    return Err(f);
+                }
                 unsafe { give_result(result, ksymrelo_result::failure(&e, Vec::new())) };
                 return Err(e.into());
             }
         };
-        check_fd_array(fd_array, fd_array_cap, fd_array_len, &relocation.fd_array)?;
-        let out = insn::as_bytes(&work);
         unsafe {
-            std::ptr::copy_nonoverlapping(out.as_ptr(), insns.cast::<u8>(), out.len());
             deliver(
                 k,
                 fd_array,
@@ -667,11 +690,7 @@ pub unsafe extern "C" fn ksymrelo_relocate_object_opts(
         }
         let mut refused = None;
         let outcome = relocate_in_place_if(object, &k.kernel, mode, |r| {
-            check_fd_array(fd_array, fd_array_cap, fd_array_len, &r.fd_array).map_err(|f| {
-                let e = ksymrelo_std::Error::Usage(f.message().to_owned());
-                refused = Some(f);
-                e
-            })
+            fd_array_fits(fd_array, fd_array_cap, fd_array_len, &r.fd_array, &mut refused)
         });
         let relocation = match outcome {
             Ok(r) => r,
