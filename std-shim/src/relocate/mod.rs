@@ -339,9 +339,17 @@ fn btf_in_user_space(
 ) -> Result<Vec<Arc<ModuleBtfData>>> {
     let mut lookups = vec![None; externs.len()];
     resolve::btf_lookups(externs, &mut lookups)?;
-    let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
-    let mut found = vec![None; wanted.len()];
-    let vmlinux = kernel.vmlinux_lookup(&wanted, &mut found)?;
+    // Sorted by name, so that the walk finds each type's name by binary
+    // search (the names are the caller's, any number of them).
+    let mut wanted: Vec<(usize, (&[u8], Kind))> = lookups.iter().flatten().copied().enumerate().collect();
+    wanted.sort_unstable_by(|a, b| a.1 .0.cmp(b.1 .0));
+    let sorted: Vec<(&[u8], Kind)> = wanted.iter().map(|w| w.1).collect();
+    let mut sorted_found = vec![None; sorted.len()];
+    let vmlinux = kernel.vmlinux_lookup(&sorted, &mut sorted_found)?;
+    let mut found = vec![None; sorted.len()];
+    for ((i, _), f) in wanted.iter().zip(sorted_found) {
+        found[*i] = f;
+    }
     let mut vm_found: Vec<Option<u32>> = vec![None; externs.len()];
     let mut results = found.into_iter();
     for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {
