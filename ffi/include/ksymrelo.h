@@ -315,8 +315,9 @@ void ksymrelo_kernel_free(struct ksymrelo_kernel *k);
  # Safety
  Every pointer must be NULL (an error) or valid for its length:
  `obj_btf` for `obj_btf_len` bytes, `insns` for `insn_cnt` instructions
- (4-byte aligned), `sites` for `site_cnt` entries with NUL-terminated
- names, `fd_array` for `fd_array_cap` ints; `fd_array_len` writable.
+ (4-byte aligned, written in place), `sites` for `site_cnt` entries
+ with NUL-terminated names, `fd_array` for `fd_array_cap` ints;
+ `fd_array_len` writable. `insns` must not overlap any other argument.
  */
 int ksymrelo_relocate_insns(struct ksymrelo_kernel *k,
                             const void *obj_btf,
