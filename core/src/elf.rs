@@ -285,6 +285,29 @@ impl<'a> Elf<'a> {
         read::bytes64(self.data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents")
     }
 
+    /// The file range of section `index`, read from its header alone in
+    /// O(1): for a caller that checked `data` with [`Elf::parse`] and now
+    /// writes into it, so cannot hold the parsed view. `None` for
+    /// `SHT_NOBITS`.
+    pub fn section_file_range(data: &[u8], index: SectionIndex) -> Result<Option<core::ops::Range<usize>>> {
+        let hdr: &FileHeader = read::pod(data, 0, "ELF header")?;
+        if index.0 >= u32::from(hdr.e_shnum.get()) {
+            return Err(Error::SectionIndex { index: index.0 });
+        }
+        let what = "ELF section headers";
+        let at = usize::try_from(hdr.e_shoff.get())
+            .ok()
+            .and_then(|shoff| shoff.checked_add(index.get().checked_mul(core::mem::size_of::<SectionHeader>())?))
+            .ok_or(Error::Overflow { what })?;
+        let sh: &SectionHeader = read::pod(data, at, what)?;
+        if sh.sh_type.get() == SHT_NOBITS {
+            return Ok(None);
+        }
+        let contents = read::bytes64(data, sh.sh_offset.get(), sh.sh_size.get(), "ELF section contents")?;
+        let start = sh.sh_offset.get() as usize;
+        Ok(Some(start..start + contents.len()))
+    }
+
     /// Number of sections (including the null section 0).
     pub fn section_count(&self) -> u32 {
         self.headers.len() as u32

@@ -109,7 +109,7 @@ const fn program_btf() -> [u8; 24 + BTF_TYPES_LEN + BTF_STRINGS.len()] {
 }
 
 /// One lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Query<'n> {
     /// The address of a kallsyms name.
     Address(&'n [u8]),

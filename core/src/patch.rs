@@ -118,9 +118,10 @@ pub fn patch_section(
 ///
 /// All sites of all sections are validated before any byte is written.
 /// `sites` and `resolutions` come from the same bytes (via
-/// [`crate::object::Object`] and [`crate::resolve::resolve`]).
+/// [`crate::object::Object`] and [`crate::resolve::resolve`]). O(sites),
+/// whatever the number of sections.
 pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) -> Result<()> {
-    let section_count = {
+    {
         let data: &[u8] = elf;
         let parsed = Elf::parse(data)?;
         for site in sites {
@@ -135,21 +136,15 @@ pub fn patch_object(elf: &mut [u8], sites: &[Site], resolutions: &[Resolution]) 
             })?;
             check_site(insn::insns(&data[range])?, site, resolutions)?;
         }
-        parsed.section_count()
-    };
-    for section in (0..section_count).map(SectionIndex) {
-        if !sites.iter().any(|s| s.section == section) {
-            continue;
-        }
+    }
+    for site in sites {
         // Patching never touches section headers, so the ranges validated
         // above still hold.
-        let Some(range) = Elf::parse(elf)?.section(section)?.file_range() else {
+        let Some(range) = Elf::section_file_range(elf, site.section)? else {
             continue; // checked above: no site is there
         };
         let insns = insn::insns_mut(&mut elf[range])?;
-        for site in sites.iter().filter(|s| s.section == section) {
-            apply_site(insns, site, &resolutions[site.extern_idx.get()]);
-        }
+        apply_site(insns, site, &resolutions[site.extern_idx.get()]);
     }
     Ok(())
 }

@@ -304,6 +304,76 @@ int ksymrelo_kernel_open_files(const char *btf_path,
 void ksymrelo_kernel_free(struct ksymrelo_kernel *k);
 
 /*
+ A static description of a status code. Never NULL.
+ */
+const char *ksymrelo_strerror(int status);
+
+/*
+ The message of this thread's last failure ("" if none). Valid until the
+ next failing ksymrelo call on this thread. Never NULL.
+ */
+const char *ksymrelo_last_error(void);
+
+/*
+ The library version, e.g. "0.1.0". Never NULL.
+ */
+const char *ksymrelo_version(void);
+
+/*
+ Generates the light-skeleton loader of the BPF object `obj` (`obj_len`
+ bytes; `obj_name` its file name, which gives libbpf's object name and
+ so the global-data maps' names) as a loader file — the bytes `ksymrelo
+ gen -o FILE` writes — into `out` (`out_cap` bytes). `*out_len` receives
+ the file's length, also when `out` is too short (`-ENOSPC`), so a
+ caller may ask with `out_cap` 0 first. Nothing else is written on
+ failure. `flags`: 0, or [`KSYMRELO_GEN_SEALED`] for a loader sealed to
+ its data (it then runs on Linux 6.18 or later only).
+
+ # Safety
+ `obj` must be valid for `obj_len` bytes, `obj_name` NUL-terminated,
+ `out` NULL (with `out_cap` 0) or valid for `out_cap` bytes, `out_len`
+ writable.
+ */
+int ksymrelo_gen(const void *obj,
+                 size_t obj_len,
+                 const char *obj_name,
+                 void *out,
+                 size_t out_cap,
+                 size_t *out_len,
+                 uint32_t flags);
+
+/*
+ Runs a loader file (`file`, `file_len` bytes, as `ksymrelo_gen` or
+ `ksymrelo gen -o` made it) in this kernel: the object's extern types
+ are checked against the kernel's BTF first where it is readable (an
+ incompatible one fails, named, before anything is created), then the
+ loader creates every map and loads every program inside the kernel.
+ On success their descriptors — the caller's to close — are in
+ `map_fds` and `prog_fds`, in the file's map and program order, and
+ `*map_cnt`/`*prog_cnt` say how many; the counts are also set when an
+ array is too short (`-ENOSPC`, nothing created). On failure nothing is
+ left open and the message (`ksymrelo_last_error`) names the map,
+ program or extern that failed, with the verifier log of a program.
+ `keyring_id` checks a signed loader's signature (a key serial, a
+ special keyring id, or 0 for the kernel's built-in trusted keys); it
+ is not used for an unsigned loader.
+
+ # Safety
+ `file` must be valid for `file_len` bytes; `map_fds` NULL (with
+ `map_cap` 0) or valid for `map_cap` ints, likewise `prog_fds`;
+ `map_cnt` and `prog_cnt` writable.
+ */
+int ksymrelo_run_loader(const void *file,
+                        size_t file_len,
+                        int *map_fds,
+                        size_t map_cap,
+                        size_t *map_cnt,
+                        int *prog_fds,
+                        size_t prog_cap,
+                        size_t *prog_cnt,
+                        int keyring_id);
+
+/*
  Resolves and patches one program held as instructions: `obj_btf` is the
  object's `.BTF` section, `sites` the instructions that refer to externs.
  On success the instructions are patched in place and the fd_array to
@@ -315,8 +385,9 @@ void ksymrelo_kernel_free(struct ksymrelo_kernel *k);
  # Safety
  Every pointer must be NULL (an error) or valid for its length:
  `obj_btf` for `obj_btf_len` bytes, `insns` for `insn_cnt` instructions
- (4-byte aligned), `sites` for `site_cnt` entries with NUL-terminated
- names, `fd_array` for `fd_array_cap` ints; `fd_array_len` writable.
+ (4-byte aligned, written in place), `sites` for `site_cnt` entries
+ with NUL-terminated names, `fd_array` for `fd_array_cap` ints;
+ `fd_array_len` writable. `insns` must not overlap any other argument.
  */
 int ksymrelo_relocate_insns(struct ksymrelo_kernel *k,
                             const void *obj_btf,
@@ -448,76 +519,6 @@ const char *ksymrelo_result_failed_extern(const struct ksymrelo_result *r);
  `r` must be NULL or a result handle not yet freed.
  */
 void ksymrelo_result_free(struct ksymrelo_result *r);
-
-/*
- A static description of a status code. Never NULL.
- */
-const char *ksymrelo_strerror(int status);
-
-/*
- The message of this thread's last failure ("" if none). Valid until the
- next failing ksymrelo call on this thread. Never NULL.
- */
-const char *ksymrelo_last_error(void);
-
-/*
- The library version, e.g. "0.1.0". Never NULL.
- */
-const char *ksymrelo_version(void);
-
-/*
- Generates the light-skeleton loader of the BPF object `obj` (`obj_len`
- bytes; `obj_name` its file name, which gives libbpf's object name and
- so the global-data maps' names) as a loader file — the bytes `ksymrelo
- gen -o FILE` writes — into `out` (`out_cap` bytes). `*out_len` receives
- the file's length, also when `out` is too short (`-ENOSPC`), so a
- caller may ask with `out_cap` 0 first. Nothing else is written on
- failure. `flags`: 0, or [`KSYMRELO_GEN_SEALED`] for a loader sealed to
- its data (it then runs on Linux 6.18 or later only).
-
- # Safety
- `obj` must be valid for `obj_len` bytes, `obj_name` NUL-terminated,
- `out` NULL (with `out_cap` 0) or valid for `out_cap` bytes, `out_len`
- writable.
- */
-int ksymrelo_gen(const void *obj,
-                 size_t obj_len,
-                 const char *obj_name,
-                 void *out,
-                 size_t out_cap,
-                 size_t *out_len,
-                 uint32_t flags);
-
-/*
- Runs a loader file (`file`, `file_len` bytes, as `ksymrelo_gen` or
- `ksymrelo gen -o` made it) in this kernel: the object's extern types
- are checked against the kernel's BTF first where it is readable (an
- incompatible one fails, named, before anything is created), then the
- loader creates every map and loads every program inside the kernel.
- On success their descriptors — the caller's to close — are in
- `map_fds` and `prog_fds`, in the file's map and program order, and
- `*map_cnt`/`*prog_cnt` say how many; the counts are also set when an
- array is too short (`-ENOSPC`, nothing created). On failure nothing is
- left open and the message (`ksymrelo_last_error`) names the map,
- program or extern that failed, with the verifier log of a program.
- `keyring_id` checks a signed loader's signature (a key serial, a
- special keyring id, or 0 for the kernel's built-in trusted keys); it
- is not used for an unsigned loader.
-
- # Safety
- `file` must be valid for `file_len` bytes; `map_fds` NULL (with
- `map_cap` 0) or valid for `map_cap` ints, likewise `prog_fds`;
- `map_cnt` and `prog_cnt` writable.
- */
-int ksymrelo_run_loader(const void *file,
-                        size_t file_len,
-                        int *map_fds,
-                        size_t map_cap,
-                        size_t *map_cnt,
-                        int *prog_fds,
-                        size_t prog_cap,
-                        size_t *prog_cnt,
-                        int keyring_id);
 
 #ifdef __cplusplus
 }  // extern "C"

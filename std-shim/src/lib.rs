@@ -39,5 +39,6 @@ pub use kernel::{Kernel, KernelStats};
 pub use modes::Mode;
 pub use relocate::{
     list_externs, relocate, relocate_in_place, relocate_in_place_if, relocate_in_place_with, relocate_insns,
-    relocate_insns_with, relocate_with, ExternReport, InsnRelocation, InsnSite, RelocatedSection, Relocation,
+    relocate_insns_if, relocate_insns_with, relocate_with, ExternReport, InsnRelocation, InsnSite, RelocatedSection,
+    Relocation,
 };

@@ -330,6 +330,25 @@ int main(int argc, char **argv)
 		st = ksymrelo_relocate_object(offline, copy, len, small, 1, &fd_len);
 		CHECK(st == -ENOSPC, "too-small fd_array -> %d (%s)", st, ksymrelo_last_error());
 		CHECK(small[0] == 12345 && fd_len == 77 && memcmp(copy, elf, len) == 0, "nothing written");
+		/* The same refusal through the instructions, patched in place:
+		 * the caller's instructions stay byte-identical. */
+		CHECK(extract(elf, len, "syscall", &p) == 0, "extract modules");
+		{
+			struct bpf_insn *before = malloc(p.insn_cnt * sizeof(*before));
+
+			memcpy(before, p.insns, p.insn_cnt * sizeof(*before));
+			st = ksymrelo_relocate_insns(offline, p.btf, p.btf_len, p.insns, p.insn_cnt, p.sites, p.site_cnt,
+						     small, 1, &fd_len);
+			CHECK(st == -ENOSPC, "insns, too-small fd_array -> %d (%s)", st, ksymrelo_last_error());
+			CHECK(small[0] == 12345 && fd_len == 77 && memcmp(before, p.insns, p.insn_cnt * sizeof(*before)) == 0,
+			      "insns: nothing written");
+			st = ksymrelo_relocate_insns(offline, p.btf, p.btf_len, p.insns, p.insn_cnt, p.sites, p.site_cnt,
+						     fd_array, 8, &fd_len);
+			CHECK(st == 0 && fd_len == 3, "insns, modules: %d %s", st, ksymrelo_last_error());
+			CHECK(memcmp(before, p.insns, p.insn_cnt * sizeof(*before)) != 0, "insns patched in place");
+			free(before);
+			free_prog(&p);
+		}
 		st = ksymrelo_relocate_object(offline, copy, len, fd_array, 8, &fd_len);
 		CHECK(st == 0, "modules: %s", ksymrelo_last_error());
 		CHECK(fd_len == 3 && fd_array[0] == 0 && fd_array[1] == -2 && fd_array[2] == -3,

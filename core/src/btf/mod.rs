@@ -360,6 +360,9 @@ struct Filter {
     kinds: u32,
     prefixes: [u64; 16],
     missing: usize,
+    /// `wanted` is sorted by name: a candidate is found by binary search,
+    /// not compared with every name (O(log n) per type, not O(n)).
+    sorted: bool,
 }
 
 impl Filter {
@@ -368,6 +371,7 @@ impl Filter {
             kinds: 0,
             prefixes: [0; 16],
             missing: 0,
+            sorted: wanted.is_sorted_by(|a, b| a.0 <= b.0),
         };
         for (i, (name, kind)) in wanted.iter().enumerate() {
             if found[i].is_none() {
@@ -418,12 +422,34 @@ impl Filter {
         wanted: &[(&[u8], Kind)],
         found: &mut [Option<u32>],
     ) {
+        if self.sorted {
+            let tail = own.get(local..).unwrap_or_default();
+            if let Some(end) = memchr::memchr(0, tail) {
+                self.found_named(&tail[..end], ty, wanted, found);
+            }
+            return;
+        }
         for (i, (want, kind)) in wanted.iter().enumerate() {
             if found[i].is_none()
                 && *kind == ty.kind()
                 && own.get(local..local + want.len()) == Some(want)
                 && own.get(local + want.len()) == Some(&0)
             {
+                found[i] = Some(ty.id());
+                self.missing -= 1;
+            }
+        }
+    }
+
+    /// Marks every still-missing lookup of `name` and `ty`'s kind found;
+    /// `wanted` is sorted by name.
+    fn found_named(&mut self, name: &[u8], ty: &Type<'_>, wanted: &[(&[u8], Kind)], found: &mut [Option<u32>]) {
+        let start = wanted.partition_point(|(w, _)| *w < name);
+        for (i, (want, kind)) in wanted.iter().enumerate().skip(start) {
+            if *want != name {
+                break;
+            }
+            if found[i].is_none() && *kind == ty.kind() {
                 found[i] = Some(ty.id());
                 self.missing -= 1;
             }
@@ -442,6 +468,10 @@ impl Filter {
         let name = base
             .ok_or(Error::BtfString { offset: ty.name_off() })?
             .name_by_offset(ty.name_off())?;
+        if self.sorted {
+            self.found_named(name, ty, wanted, found);
+            return Ok(());
+        }
         for (i, (want, kind)) in wanted.iter().enumerate() {
             if found[i].is_none() && *kind == ty.kind() && *want == name {
                 found[i] = Some(ty.id());

@@ -388,9 +388,23 @@ fn batch_lookup_agrees_with_a_naive_scan_on_vmlinux() {
     wanted.push((b"task_struct".to_vec(), Kind::Func));
     wanted.push((b"a".to_vec(), Kind::Func));
     wanted.push((b"".to_vec(), Kind::Var));
+    wanted.push((b"task_struct".to_vec(), Kind::Struct));
     let pairs: Vec<(&[u8], Kind)> = wanted.iter().map(|(n, k)| (&n[..], *k)).collect();
     let mut found = std::vec![None; pairs.len()];
     btf.find_own_batch(&pairs, &mut found).unwrap();
+    // Sorted by name (found by binary search, not compared with every
+    // name), the same answers; the pairs above are not sorted, so `found`
+    // came from the comparison with every name.
+    assert!(!pairs.is_sorted_by(|a, b| a.0 <= b.0));
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by(|&a, &b| pairs[a].0.cmp(pairs[b].0));
+    let sorted: Vec<(&[u8], Kind)> = order.iter().map(|&i| pairs[i]).collect();
+    let mut found_sorted = std::vec![None; sorted.len()];
+    btf.find_own_batch(&sorted, &mut found_sorted).unwrap();
+    for (k, &i) in order.iter().enumerate() {
+        assert_eq!(found_sorted[k], found[i], "{:?}", core::str::from_utf8(pairs[i].0));
+    }
+    assert!(found[pairs.len() - 1].is_some() && found[pairs.len() - 4].is_none());
     // The indexed fast path gives the same answers.
     let mut index = std::vec![0u32; Btf::max_type_count(&data)];
     let indexed = Btf::parse_indexed(&data, None, &mut index).unwrap();

@@ -21,20 +21,25 @@
 use std::sync::Arc;
 
 use ksymrelo_core::btf::{Btf, Kind};
-use ksymrelo_core::error::{Error as CoreError, LookupKind, Name, NamePair};
-use ksymrelo_core::index::{InsnIdx, SectionIndex};
+use ksymrelo_core::error::{Error as CoreError, Name};
+use ksymrelo_core::index::SectionIndex;
 use ksymrelo_core::insn::Insn;
 use ksymrelo_core::kallsyms::Match;
-use ksymrelo_core::lookup::{Answer, Query};
-use ksymrelo_core::object::{describe_all, essential_name, Extern, ExternKind, NotASite, Object, Site, SiteKind};
+use ksymrelo_core::object::{Extern, ExternKind, Object, Site, SiteKind};
 use ksymrelo_core::patch;
-use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution, Unresolved};
+use ksymrelo_core::resolve::{self, FdArray, KernelBtf, ModuleBtf, Outcome, Resolution};
 
-use crate::error::{Error, InsnSiteProblem, ResolverFault, Result};
-use crate::inkernel;
-use crate::kallsyms_record::{KallsymsRecord, Listed};
+use crate::error::Result;
+use crate::kallsyms_record::Listed;
 use crate::kernel::{Kernel, ModuleBtfData};
 use crate::modes::Mode;
+
+mod each;
+mod insns;
+mod through_kernel;
+
+pub(crate) use each::resolve_each;
+pub use insns::{relocate_insns, relocate_insns_if, relocate_insns_with, InsnRelocation, InsnSite};
 
 /// One extern and what it resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,7 +214,9 @@ fn resolve_with_sources(externs: &[Extern<'_>], local: &Btf<'_>, kernel: &Kernel
                 resolved.modules = btf_in_user_space(externs, local, kernel, &mut out)?;
             }
         }
-        Mode::Kernel => resolved.modules = all_through_kernel(externs, kernel, &mut out, &mut resolved)?,
+        Mode::Kernel => {
+            resolved.modules = through_kernel::all_through_kernel(externs, kernel, &mut out, &mut resolved)?
+        }
     }
     let fds: Vec<i32> = resolved.modules.iter().map(|m| m.fd_value).collect();
     let mut slots = vec![0i32; resolved.modules.len() + 1];
@@ -332,9 +339,17 @@ fn btf_in_user_space(
 ) -> Result<Vec<Arc<ModuleBtfData>>> {
     let mut lookups = vec![None; externs.len()];
     resolve::btf_lookups(externs, &mut lookups)?;
-    let wanted: Vec<(&[u8], Kind)> = lookups.iter().flatten().copied().collect();
-    let mut found = vec![None; wanted.len()];
-    let vmlinux = kernel.vmlinux_lookup(&wanted, &mut found)?;
+    // Sorted by name, so that the walk finds each type's name by binary
+    // search (the names are the caller's, any number of them).
+    let mut wanted: Vec<(usize, (&[u8], Kind))> = lookups.iter().flatten().copied().enumerate().collect();
+    wanted.sort_unstable_by(|a, b| a.1 .0.cmp(b.1 .0));
+    let sorted: Vec<(&[u8], Kind)> = wanted.iter().map(|w| w.1).collect();
+    let mut sorted_found = vec![None; sorted.len()];
+    let vmlinux = kernel.vmlinux_lookup(&sorted, &mut sorted_found)?;
+    let mut found = vec![None; sorted.len()];
+    for ((i, _), f) in wanted.iter().zip(sorted_found) {
+        found[*i] = f;
+    }
     let mut vm_found: Vec<Option<u32>> = vec![None; externs.len()];
     let mut results = found.into_iter();
     for (slot, lookup) in vm_found.iter_mut().zip(&lookups) {
@@ -367,84 +382,6 @@ fn btf_in_user_space(
     };
     resolve::resolve_btf(externs, local, &kernel_btf, out)
         .map_err(|e| crate::explain::incompatible(e, externs, local, &vmlinux, &module_btfs))?;
-    Ok(modules)
-}
-
-/// Source for `--mode kernel` (gen_loader semantics): every extern looked
-/// up by the kernel — no type checks, the kernel's first kallsyms match.
-/// Returns the module table (one entry per module BTF object).
-fn all_through_kernel(
-    externs: &[Extern<'_>],
-    kernel: &Kernel,
-    out: &mut [Resolution],
-    resolved: &mut Resolved,
-) -> Result<Vec<Arc<ModuleBtfData>>> {
-    fn query<'a>(e: &Extern<'a>) -> Option<Query<'a>> {
-        match e.kind {
-            ExternKind::Typeless => Some(Query::Address(e.name.as_bytes())),
-            ExternKind::Typed => Some(Query::Btf(e.name.as_bytes(), Kind::Var)),
-            ExternKind::Kfunc => Some(Query::Btf(e.lookup_name().as_bytes(), Kind::Func)),
-            ExternKind::Kconfig => None,
-        }
-    }
-    let mut queries: Vec<Query<'_>> = Vec::new();
-    let mut which: Vec<Option<usize>> = Vec::with_capacity(externs.len());
-    for e in externs {
-        which.push(query(e).map(|q| match queries.iter().position(|x| *x == q) {
-            Some(i) => i,
-            None => {
-                queries.push(q);
-                queries.len() - 1
-            }
-        }));
-    }
-    if !queries.is_empty() {
-        kernel.note_in_kernel_lookup();
-    }
-    let (answers, found) = inkernel::lookup(&queries)?;
-    // The lookup's fds, by the fd the answers carry, to the kept modules.
-    let mut by_fd: Vec<(i32, usize)> = Vec::new();
-    let mut modules: Vec<Arc<ModuleBtfData>> = Vec::new();
-    for (id, name, fd) in found.modules {
-        use std::os::fd::AsRawFd;
-        let raw = fd.as_raw_fd();
-        by_fd.push((raw, modules.len()));
-        modules.push(kernel.adopt_module(id, name, fd)?);
-    }
-    let record: Option<Arc<KallsymsRecord>> = {
-        let mut facts = kernel.kallsyms_facts();
-        // Only for reporting modules: a record is read if there is one,
-        // never built (kernel mode reads no file of its own).
-        kernel.kallsyms_record(&mut facts, false).ok().flatten()
-    };
-    for (i, (r, q)) in out.iter_mut().zip(which).enumerate() {
-        let Some(q) = q else { continue };
-        match answers[q] {
-            Answer::Address(addr) => {
-                r.outcome = Outcome::Address { addr };
-                resolved.kallsyms_modules[i] = record.as_ref().and_then(|r| r.module_of(addr)).map(str::to_owned);
-            }
-            Answer::Btf { btf_id, fd } => {
-                let module = match fd {
-                    0 => None,
-                    fd => Some(
-                        by_fd
-                            .iter()
-                            .find(|(f, _)| *f == fd)
-                            .map(|(_, m)| *m)
-                            .ok_or(Error::ResolverFault(ResolverFault::UnknownBtfFd(fd)))?,
-                    ),
-                };
-                r.outcome = Outcome::Btf {
-                    btf_id,
-                    btf_obj_fd: module.map_or(0, |m| modules[m].fd_value),
-                    module: module.map(|m| m as u16),
-                    fd_array_slot: 0,
-                };
-            }
-            Answer::NotFound | Answer::Failed(_) => {}
-        }
-    }
     Ok(modules)
 }
 
@@ -522,11 +459,17 @@ pub fn relocate_with(object: &[u8], kernel: &Kernel, mode: Mode) -> Result<Reloc
     let mut index = Vec::new();
     let parsed = parse(object, &mut index)?;
     let resolved = parsed.resolve(kernel, mode)?;
+    // Each section is given only its own sites (a stable sort keeps their
+    // order): O(sites) in all, however many sections.
+    let mut by_section = parsed.sites.clone();
+    by_section.sort_by_key(|s| s.section);
     let mut sections = Vec::new();
     for s in parsed.obj.exec_sections() {
         let s = s?;
         let mut insns = parsed.obj.insns(&s)?.to_vec();
-        patch::patch_section(&mut insns, s.index, &parsed.sites, &resolved.resolutions)?;
+        let mine = &by_section[by_section.partition_point(|x| x.section < s.index)..];
+        let mine = &mine[..mine.partition_point(|x| x.section == s.index)];
+        patch::patch_section(&mut insns, s.index, mine, &resolved.resolutions)?;
         sections.push(RelocatedSection {
             index: s.index,
             name: String::from_utf8_lossy(s.name).into_owned(),
@@ -578,9 +521,24 @@ pub fn relocate_in_place_if(
         };
         (resolved.resolutions, relocation)
     };
-    accept(&relocation)?;
-    patch::patch_object(object, &relocation.sites, &resolutions)?;
-    Ok(relocation)
+    write_if_accepted(relocation, accept, |r| {
+        patch::patch_object(object, &r.sites, &resolutions)
+    })
+}
+
+/// The one all-or-nothing rule of every entry point that patches its
+/// caller's bytes ([`relocate_in_place_if`], [`relocate_insns_if`]):
+/// everything is resolved first; then `accept` sees the result; only then
+/// does `write` run, and it validates every site before it writes any. So
+/// on any error nothing has been written.
+fn write_if_accepted<R>(
+    result: R,
+    accept: impl FnOnce(&R) -> Result<()>,
+    write: impl FnOnce(&R) -> std::result::Result<(), CoreError>,
+) -> Result<R> {
+    accept(&result)?;
+    write(&result)?;
+    Ok(result)
 }
 
 /// The externs of `object` as the pipeline sees them (libbpf's order, kind,
@@ -598,255 +556,4 @@ pub fn list_externs(object: &[u8]) -> Result<Vec<ExternReport>> {
         kallsyms_modules: vec![None; parsed.externs.len()],
     };
     Ok(none.reports(&parsed.externs, &parsed.sites))
-}
-
-/// A site as a loader that holds instructions but no ELF knows it: the
-/// instruction index and the extern's name and binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InsnSite<'n> {
-    /// Index of the `ld_imm64` or `call` instruction.
-    pub insn_idx: u32,
-    /// The extern is `__weak`.
-    pub weak: bool,
-    /// The extern's name (as in the object's BTF).
-    pub name: &'n str,
-}
-
-/// The result of [`relocate_insns`].
-#[derive(Debug, Default)]
-pub struct InsnRelocation {
-    /// Externs, in libbpf's extern order.
-    pub externs: Vec<ExternReport>,
-    /// fd_array to load with (empty unless a module kfunc is called).
-    pub fd_array: Vec<i32>,
-    /// The module BTF objects the instructions refer to (see
-    /// [`Relocation::modules`]).
-    pub modules: Vec<Arc<ModuleBtfData>>,
-}
-
-/// Resolves and patches one program held as instructions, given the
-/// object's `.BTF` and its extern sites — the C loader's view, with no ELF —
-/// in the default mode. `insns` are modified only on success.
-pub fn relocate_insns(
-    kernel: &Kernel,
-    obj_btf: &[u8],
-    insns: &mut [Insn],
-    sites: &[InsnSite<'_>],
-) -> Result<InsnRelocation> {
-    relocate_insns_with(kernel, obj_btf, insns, sites, Mode::default())
-}
-
-/// [`relocate_insns`] in a chosen [`Mode`].
-pub fn relocate_insns_with(
-    kernel: &Kernel,
-    obj_btf: &[u8],
-    insns: &mut [Insn],
-    sites: &[InsnSite<'_>],
-    mode: Mode,
-) -> Result<InsnRelocation> {
-    let btf = Btf::parse(obj_btf)?;
-    let mut externs: Vec<Extern<'_>> = Vec::new();
-    for s in sites {
-        match externs.iter().find(|e| e.name == s.name) {
-            Some(e) if e.weak != s.weak => {
-                return Err(Error::InsnSite {
-                    name: s.name.to_owned(),
-                    problem: InsnSiteProblem::WeakDisagrees,
-                })
-            }
-            Some(_) => {}
-            None => externs.push(Extern {
-                name: s.name,
-                essential_name: essential_name(s.name),
-                weak: s.weak,
-                sym_idx: externs.len() as u32,
-                ..Extern::default()
-            }),
-        }
-    }
-    describe_all(&btf, &mut externs)?;
-    let mut core_sites = Vec::with_capacity(sites.len());
-    for s in sites {
-        let ext = externs
-            .iter()
-            .find(|e| e.name == s.name)
-            .expect("every site's extern was described");
-        let i = s.insn_idx as usize;
-        let kind = match SiteKind::classify(insns, i) {
-            Ok(kind) => kind,
-            Err(NotASite::Opcode(code)) => {
-                return Err(CoreError::SiteOpcode {
-                    names: NamePair::new(s.name.as_bytes(), b"(insns)"),
-                    insn_idx: s.insn_idx,
-                    code,
-                }
-                .into())
-            }
-            Err(NotASite::LastSlot) => {
-                return Err(Error::InsnSite {
-                    name: s.name.to_owned(),
-                    problem: InsnSiteProblem::LastSlot {
-                        insn_idx: s.insn_idx,
-                        insn_count: insns.len(),
-                    },
-                })
-            }
-            Err(NotASite::PastEnd) => {
-                return Err(Error::InsnSite {
-                    name: s.name.to_owned(),
-                    problem: InsnSiteProblem::PastEnd {
-                        insn_idx: s.insn_idx,
-                        insn_count: insns.len(),
-                    },
-                })
-            }
-        };
-        core_sites.push(Site {
-            section: SectionIndex::UNDEF,
-            insn_idx: InsnIdx(s.insn_idx),
-            extern_idx: ext.index,
-            kind,
-        });
-    }
-    let resolved = resolve_externs(&externs, &btf, kernel, mode)?;
-    patch::patch_section(insns, SectionIndex::UNDEF, &core_sites, &resolved.resolutions)?;
-    Ok(InsnRelocation {
-        externs: resolved.reports(&externs, &core_sites),
-        fd_array: resolved.fd_array.clone(),
-        modules: resolved.held_modules(),
-    })
-}
-
-/// One extern as [`resolve_each`] found it.
-pub(crate) struct EachExtern {
-    /// Its report; the outcome is unresolved when `error` is set or it was
-    /// left out.
-    pub report: ExternReport,
-    /// The error that named it, had the object been relocated with it.
-    pub error: Option<Error>,
-    /// Left out by the caller's choice (not looked up).
-    pub left_out: bool,
-}
-
-/// Every extern of `object` against `kernel` in `mode`, not stopping at the
-/// first failure. All externs are resolved at once *as if weak*, so that
-/// absent ones (and strong kfuncs of another prototype) are left unresolved
-/// instead of stopping the walk; each strong one left so gets the error
-/// libbpf gives it. What fails even when weak (an ambiguous kallsyms name,
-/// a typed variable of another type, hidden addresses) ends a pass: that
-/// extern gets the error and the others are resolved again without it. A
-/// retry reads nothing again that the kernel keeps (vmlinux BTF and its
-/// lookups, module BTF files, kallsyms answers). Externs for which
-/// `leave_out` says yes are not looked up at all. Any other error (the
-/// object malformed, kernel facts unreadable) ends it.
-pub(crate) fn resolve_each(
-    object: &[u8],
-    kernel: &Kernel,
-    mode: Mode,
-    leave_out: impl Fn(&Extern<'_>) -> bool,
-) -> Result<Vec<EachExtern>> {
-    use crate::error::Reason;
-    let mut index = Vec::new();
-    let parsed = parse(object, &mut index)?;
-    let n = parsed.externs.len();
-    let left_out: Vec<bool> = parsed.externs.iter().map(&leave_out).collect();
-    let mut errors: Vec<Option<Error>> = (0..n).map(|_| None).collect();
-    let mut resolutions = vec![Resolution::default(); n];
-    resolve::start(&parsed.externs, &mut resolutions)?;
-    let mut kallsyms_modules = vec![None; n];
-    let mut modules = Vec::new();
-    if let Some(btf) = &parsed.btf {
-        loop {
-            let keep: Vec<usize> = (0..n).filter(|&i| !left_out[i] && errors[i].is_none()).collect();
-            let subset: Vec<Extern<'_>> = keep
-                .iter()
-                .map(|&i| Extern {
-                    weak: true,
-                    ..parsed.externs[i]
-                })
-                .collect();
-            if subset.is_empty() {
-                break;
-            }
-            match resolve_externs(&subset, btf, kernel, mode) {
-                Ok(r) => {
-                    for (k, &i) in keep.iter().enumerate() {
-                        resolutions[i] = r.resolutions[k];
-                        kallsyms_modules[i] = r.kallsyms_modules[k].clone();
-                    }
-                    modules = r.modules;
-                    break;
-                }
-                Err(e) => {
-                    let per_extern = matches!(
-                        e.reason(),
-                        Reason::NotFound | Reason::Ambiguous | Reason::Incompatible | Reason::AddressesHidden
-                    );
-                    let named = e
-                        .extern_name()
-                        .and_then(|name| keep.iter().copied().find(|&i| parsed.externs[i].name == name));
-                    match (named, e) {
-                        // Hidden addresses hide every name: each typeless
-                        // extern gets the error without a scan of its own.
-                        (Some(_), Error::AddressesHidden { cause, .. }) => {
-                            for &i in &keep {
-                                if parsed.externs[i].kind == ExternKind::Typeless {
-                                    errors[i] = Some(Error::AddressesHidden {
-                                        name: parsed.externs[i].name.to_owned(),
-                                        cause: cause.clone(),
-                                    });
-                                }
-                            }
-                        }
-                        (Some(i), e) if per_extern => errors[i] = Some(e),
-                        (_, e) => return Err(e),
-                    }
-                }
-            }
-        }
-    }
-    // The strong externs the weak pass left unresolved: libbpf's error.
-    for (i, e) in parsed.externs.iter().enumerate() {
-        if e.weak || left_out[i] || errors[i].is_some() || !e.kind.is_ksym() {
-            continue;
-        }
-        let name = Name::from(e.name);
-        errors[i] = match (resolutions[i].outcome, e.kind) {
-            (Outcome::Unresolved(Unresolved::NotFound), ExternKind::Typed | ExternKind::Kfunc) => {
-                Some(Error::Core(CoreError::NotInKernelBtf {
-                    name,
-                    kind: if e.kind == ExternKind::Typed {
-                        LookupKind::Var
-                    } else {
-                        LookupKind::Func
-                    },
-                }))
-            }
-            (Outcome::Unresolved(Unresolved::NotFound), _) => Some(Error::Core(CoreError::StrongUnresolved { name })),
-            // The prototype check's own words (ids included): this extern
-            // alone, strong, from the lookups kept.
-            (Outcome::Unresolved(Unresolved::Incompatible), _) => match &parsed.btf {
-                Some(btf) => resolve_externs(std::slice::from_ref(e), btf, kernel, mode).err(),
-                None => None,
-            },
-            _ => None,
-        };
-    }
-    let resolved = Resolved {
-        resolutions,
-        fd_array: Vec::new(),
-        modules,
-        kallsyms_modules,
-    };
-    Ok(resolved
-        .reports(&parsed.externs, &parsed.sites)
-        .into_iter()
-        .zip(errors)
-        .zip(left_out)
-        .map(|((report, error), left_out)| EachExtern {
-            report,
-            error,
-            left_out,
-        })
-        .collect())
 }
