@@ -26,11 +26,8 @@ while getopts "r:" opt; do
     esac
 done
 shift $((OPTIND - 1))
-objects=("$@")
-if [ ${#objects[@]} -eq 0 ]; then
-    generated=$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)
-    objects=(tests/fixtures/mixed.bpf.o "$generated/many_100.bpf.o" "$generated/many_1000.bpf.o")
-fi
+. bench/harnesses.sh
+bench_objects "$@"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -41,7 +38,6 @@ gcc -O2 -o "$work/c_relocate" bench/c_relocate.c -Iffi/include target/release/li
     -lgcc_s -lpthread -ldl -lm
 gcc -O2 -Wall -o "$work/alternate" bench/alternate.c
 
-. bench/harnesses.sh
 src=${LIBBPF_SRC:-target/libbpf18-src}
 if [ -f "$src/src/Makefile" ]; then
     build_libbpf_source_harness "$work" "$src" libbpf_dump

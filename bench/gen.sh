@@ -28,17 +28,13 @@ while getopts "r:w:" opt; do
     esac
 done
 shift $((OPTIND - 1))
-objects=("$@")
-if [ ${#objects[@]} -eq 0 ]; then
-    generated=$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)
-    objects=(tests/fixtures/mixed.bpf.o "$generated/many_100.bpf.o" "$generated/many_1000.bpf.o")
-fi
+. bench/harnesses.sh
+bench_objects "$@"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build -q -j1 --release -p ksymrelo-cli
 ksymrelo=$PWD/target/release/ksymrelo
-. bench/harnesses.sh
 build_libbpf_harnesses "$work"
 
 for obj in "${objects[@]}"; do

@@ -1,5 +1,5 @@
-# Sourced by the whole-process benches: builds the libbpf harness
-# (tests/harness/libbpf_dump.c) against Debian's libbpf 1.1 and against
+# Sourced by the benches: the objects to measure (bench_objects), and the
+# libbpf harness (tests/harness/libbpf_dump.c) built against Debian's libbpf 1.1 and against
 # libbpf-sys's vendored 1.7 (built here in release; its build script
 # installs libbpf.a and its headers in its OUT_DIR, which cargo reports as
 # the script's `out_dir`), as "$1/libbpf11_dump" and "$1/libbpf17_dump".
@@ -28,4 +28,15 @@ build_libbpf_source_harness() {
     cp "$dir/inst/lib/libbpf.a" "$dir/libbpf.a"
     rm -rf "$dir/include" && cp -r "$dir/inst/include" "$dir/include"
     bash tests/harness/build.sh "$work/$name" "$dir" >/dev/null
+}
+
+# The objects a bench measures, into the array `objects`: those given, or
+# the fixture mixed.bpf.o and this kernel's generated many_100/many_1000.
+bench_objects() {
+    objects=("$@")
+    if [ ${#objects[@]} -eq 0 ]; then
+        local generated
+        generated=$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)
+        objects=(tests/fixtures/mixed.bpf.o "$generated/many_100.bpf.o" "$generated/many_1000.bpf.o")
+    fi
 }

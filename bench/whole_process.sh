@@ -31,11 +31,8 @@ while getopts "r:w:" opt; do
     esac
 done
 shift $((OPTIND - 1))
-objects=("$@")
-if [ ${#objects[@]} -eq 0 ]; then
-    generated=$(cargo run -q -p ksymrelo-tests --bin gen_fixtures)
-    objects=(tests/fixtures/mixed.bpf.o "$generated/many_100.bpf.o" "$generated/many_1000.bpf.o")
-fi
+. bench/harnesses.sh
+bench_objects "$@"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,7 +49,6 @@ if [ "${STATIC:-0}" = 1 ]; then
     static=./target/static/x86_64-unknown-linux-gnu/release/ksymrelo
 fi
 
-. bench/harnesses.sh
 build_libbpf_harnesses "$work"
 for v in 11 17; do
     echo "libbpf_dump $v: $("$work/libbpf${v}_dump" --version)"
