@@ -100,7 +100,10 @@ fn a_changed_byte_is_refused_or_harmless() {
     let data = many();
     let right = walked(&data, NAMES);
     let (image, _) = image_of(&data, 8, b"b");
-    for i in 0..image.len() {
+    // Every byte natively; under miri (each lookup rehashes the image) a
+    // spread of them, so that CI's miri run stays in minutes.
+    let step = if cfg!(miri) { 61 } else { 1 };
+    for i in (0..image.len()).step_by(step) {
         for v in [0u8, 0xff, 0x5a] {
             let mut bad = image.clone();
             if bad[i] == v {
@@ -114,7 +117,7 @@ fn a_changed_byte_is_refused_or_harmless() {
             }
         }
     }
-    for cut in 0..image.len() {
+    for cut in (0..image.len()).step_by(step) {
         assert!(answers(&image[..cut], &data, NAMES).is_err(), "cut at {cut}");
     }
 }
