@@ -21,6 +21,12 @@ mod gen;
 mod relocate;
 mod result;
 
+// Every entry point is reachable as `ksymrelo::export::*` (Rust callers,
+// the fuzz target), whichever file defines it.
+pub use gen::*;
+pub use relocate::*;
+pub use result::*;
+
 /// `struct bpf_insn` of `<linux/bpf.h>` (8 bytes, 4-byte aligned); opaque here.
 #[repr(C)]
 pub struct bpf_insn {
