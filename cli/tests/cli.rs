@@ -688,9 +688,7 @@ fn sealed_loader_files_run_and_altered_ones_are_refused() {
     assert!(good.seal.is_some());
     let out = ksymrelo(&["run", file.path(), "--keyring-id", "-4"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 18) {
+    if ksymrelo_test_skip::kernel_version() < (6, 18) {
         assert_eq!(out.status.code(), Some(4), "{stderr}");
         assert!(stderr.contains("no exclusive maps"), "{stderr}");
         return;

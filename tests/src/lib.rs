@@ -349,13 +349,7 @@ pub fn data_symbols_in_kallsyms(test: &str, names: &[&str]) -> bool {
     false
 }
 
-/// (major, minor) of the running kernel, from `/proc/sys/kernel/osrelease`.
-pub fn kernel_version() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut parts = release.trim().split(['.', '-', '+']);
-    let mut num = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (num(), num())
-}
+pub use ksymrelo_test_skip::kernel_version;
 
 /// The live BTF object of module `name` now: (id, an fd of it), by walking
 /// the kernel's BTF ids. `None` when no loaded module has that name.

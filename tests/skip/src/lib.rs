@@ -22,8 +22,10 @@
 //! and the benches.
 
 mod fixtures;
+mod kernel;
 
 pub use fixtures::{fixture_names_fit, fixture_names_fit_in, fixtures_fit_or_skip};
+pub use kernel::{kernel_verifies_signatures, kernel_version};
 
 use std::fmt::Display;
 use std::sync::Mutex;
