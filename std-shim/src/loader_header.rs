@@ -287,7 +287,6 @@ static inline int {name}__load_keyring(struct {name} *skel, int keyring_id)
 	memset(&skel->maps, 0xff, sizeof(skel->maps));
 	memset(&skel->progs, 0xff, sizeof(skel->progs));
 	skel->keyring_id = keyring_id;
-	(void)keyring_id;
 	memset(ctx, 0, sizeof(ctx));
 	key = {upper}__CTX_SIZE;
 	memcpy(ctx, &key, sizeof(key));

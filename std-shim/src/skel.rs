@@ -284,7 +284,7 @@ pub fn run_loader(
         prog_type: sys::BPF_PROG_TYPE_SYSCALL,
         insns: ksymrelo_core::insn::as_bytes(loader),
         license: c"Dual BSD/GPL",
-        name: Some("ksymrelo_skel"),
+        name: Some(name),
         prog_flags: sys::BPF_F_SLEEPABLE,
         expected_attach_type: 0,
         fd_array: Some(&fd_array),
